@@ -1,0 +1,492 @@
+//! The single-threaded runtime: the loop that ties the reactor, the timer
+//! wheel and the run queue together, and the thread-local context that
+//! `spawn`, `sleep` and the I/O types find it through.
+//!
+//! Owns: the run queue, the list of live tasks, the timer wheel, the loop turn
+//! and its counters. Must never: run a task inside another task's poll, block
+//! anywhere but in the reactor's poll, or block when work is ready.
+//!
+//! # One turn
+//!
+//! ```text
+//! poll(timeout) → dispatch readiness → fire expired timers → take remote wakes
+//!               → poll the main future if woken → run ready tasks (at most BATCH)
+//! timeout = 0 if anything is ready to run, else the next timer, else forever
+//! ```
+//!
+//! At most `BATCH` task polls run between two polls of the reactor, so a task
+//! that keeps waking itself (or a flood of ready tasks) cannot starve I/O.
+//!
+//! # Wakes from other threads
+//!
+//! A waker woken on the runtime thread pushes its task on the local run queue
+//! (no lock, no atomic beyond the task's state). Woken on any other thread, it
+//! pushes on `Shared::remote` under a mutex and, if the loop has not already
+//! been notified, wakes it out of `epoll_wait`/`kevent` through `mio::Waker`.
+
+use std::cell::{Cell, RefCell};
+use std::collections::VecDeque;
+use std::future::Future;
+use std::io;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Wake, Waker};
+use std::time::{Duration, Instant};
+
+use slab::Slab;
+
+use crate::blocking::BlockingPool;
+use crate::reactor::{Reactor, WAKE_TOKEN};
+use crate::task::{self, JoinHandle, TaskRef};
+use crate::timer::TimerWheel;
+
+/// Task polls between two polls of the reactor (tokio uses 61).
+const BATCH: usize = 64;
+/// I/O operations a task may complete in one poll before it is made to yield.
+const BUDGET: u32 = 128;
+
+/// The part of a runtime that other threads may reach.
+pub(crate) struct Shared {
+    remote: Mutex<Vec<TaskRef>>,
+    notified: AtomicBool,
+    waker: mio::Waker,
+}
+
+impl Shared {
+    fn push_remote(&self, task: TaskRef) {
+        self.remote.lock().unwrap_or_else(|e| e.into_inner()).push(task);
+        self.notify();
+    }
+
+    fn notify(&self) {
+        if !self.notified.swap(true, Ordering::AcqRel) {
+            // Failing to wake the loop would lose a wake-up; mio's waker only
+            // fails if the eventfd/pipe is gone, i.e. the runtime is gone.
+            let _ = self.waker.wake();
+        }
+    }
+}
+
+/// Counters a runtime keeps about its own loop; every figure is counted, none
+/// is estimated.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RuntimeStats {
+    /// Calls to the OS poll (`epoll_wait`/`kevent`).
+    pub polls: u64,
+    /// Of those, the ones allowed to block (timeout not zero).
+    pub blocking_polls: u64,
+    /// Readiness events dispatched.
+    pub events: u64,
+    /// Task polls (the main future of `block_on` not included).
+    pub tasks_polled: u64,
+    /// Tasks spawned.
+    pub tasks_spawned: u64,
+    /// Timers fired.
+    pub timers_fired: u64,
+    /// Tasks alive now.
+    pub tasks_alive: usize,
+    /// I/O sources registered now.
+    pub io_sources: usize,
+    /// Timers pending now.
+    pub timers_pending: usize,
+}
+
+pub(crate) struct Core {
+    pub(crate) reactor: Reactor,
+    pub(crate) timers: RefCell<TimerWheel<Waker>>,
+    start: Instant,
+    run_queue: RefCell<VecDeque<TaskRef>>,
+    tasks: RefCell<Slab<TaskRef>>,
+    pub(crate) shared: Arc<Shared>,
+    pub(crate) blocking: BlockingPool,
+    expired: RefCell<Vec<Waker>>,
+    tasks_polled: Cell<u64>,
+    tasks_spawned: Cell<u64>,
+    timers_fired: Cell<u64>,
+}
+
+thread_local! {
+    static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
+    static BUDGET_LEFT: Cell<u32> = const { Cell::new(u32::MAX) };
+}
+
+impl Core {
+    /// The runtime of the current thread. Panics outside `block_on`, the way
+    /// a missing runtime is a programming error in tokio too.
+    pub(crate) fn current() -> Rc<Core> {
+        Self::try_current().expect("this must be called from within a solo runtime (inside Runtime::block_on)")
+    }
+
+    pub(crate) fn try_current() -> Option<Rc<Core>> {
+        CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
+    }
+
+    /// Milliseconds since the runtime started, rounded down: a timer whose
+    /// tick is at or before this is due.
+    pub(crate) fn now_tick(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The tick of `deadline`, rounded up so that a timer never fires early.
+    pub(crate) fn deadline_tick(&self, deadline: Instant) -> u64 {
+        let since = deadline.saturating_duration_since(self.start);
+        let ms = since.as_millis() as u64;
+        if since > Duration::from_millis(ms) {
+            ms + 1
+        } else {
+            ms
+        }
+    }
+
+    fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        let mut tasks = self.tasks.borrow_mut();
+        let entry = tasks.vacant_entry();
+        let (task, handle) = task::new_task(future, entry.key(), self.shared.clone());
+        entry.insert(task.clone());
+        drop(tasks);
+        self.run_queue.borrow_mut().push_back(task);
+        self.tasks_spawned.set(self.tasks_spawned.get() + 1);
+        handle
+    }
+
+    /// Runs up to `BATCH` ready tasks.
+    fn run_tasks(&self) {
+        for _ in 0..BATCH {
+            let Some(task) = self.run_queue.borrow_mut().pop_front() else {
+                return;
+            };
+            self.tasks_polled.set(self.tasks_polled.get() + 1);
+            if task.run() {
+                let key = task.header().key;
+                let owned = self.tasks.borrow_mut().remove(key);
+                drop(owned);
+            }
+        }
+    }
+
+    fn fire_timers(&self) {
+        let mut expired = self.expired.borrow_mut();
+        {
+            let mut timers = self.timers.borrow_mut();
+            timers.advance(self.now_tick());
+            while let Some((_, waker)) = timers.pop_expired() {
+                expired.push(waker);
+            }
+        }
+        self.timers_fired.set(self.timers_fired.get() + expired.len() as u64);
+        // Woken outside the wheel's borrow: a waker may be anyone's code.
+        for waker in expired.drain(..) {
+            waker.wake();
+        }
+    }
+
+    fn take_remote(&self) {
+        if self.shared.notified.swap(false, Ordering::AcqRel) {
+            let remote = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
+            self.run_queue.borrow_mut().extend(remote);
+        }
+    }
+
+    /// How long the next poll may block: zero when anything can run now.
+    fn poll_timeout(&self, main_woken: &AtomicBool) -> Option<Duration> {
+        if !self.run_queue.borrow().is_empty()
+            || main_woken.load(Ordering::Acquire)
+            || self.shared.notified.load(Ordering::Acquire)
+        {
+            return Some(Duration::ZERO);
+        }
+        let next = self.timers.borrow().next_expiration()?;
+        Some((self.start + Duration::from_millis(next)).saturating_duration_since(Instant::now()))
+    }
+
+    fn block_on<F: Future>(&self, future: F) -> F::Output {
+        let mut future = pin!(future);
+        let main = Arc::new(MainWaker {
+            woken: AtomicBool::new(true),
+            shared: self.shared.clone(),
+        });
+        let waker = Waker::from(main.clone());
+        let mut cx = Context::from_waker(&waker);
+        loop {
+            if main.woken.swap(false, Ordering::AcqRel) {
+                reset_budget();
+                if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+                    return output;
+                }
+            }
+            self.run_tasks();
+            let timeout = self.poll_timeout(&main.woken);
+            if let Err(e) = self.reactor.turn(timeout) {
+                // The poll descriptor itself failed (EBADF, ENOMEM...): there
+                // is no loop left to run.
+                panic!("solo: polling for events failed: {e}");
+            }
+            self.fire_timers();
+            self.take_remote();
+        }
+    }
+
+    fn stats(&self) -> RuntimeStats {
+        let c = &self.reactor.counters;
+        RuntimeStats {
+            polls: c.polls.get(),
+            blocking_polls: c.blocking_polls.get(),
+            events: c.events.get(),
+            tasks_polled: self.tasks_polled.get(),
+            tasks_spawned: self.tasks_spawned.get(),
+            timers_fired: self.timers_fired.get(),
+            tasks_alive: self.tasks.borrow().len(),
+            io_sources: self.reactor.len(),
+            timers_pending: self.timers.borrow().len(),
+        }
+    }
+
+    /// Drops every task's future (the futures may own I/O sources and sleeps
+    /// that point back at this core), then every queued reference.
+    fn shutdown(&self) {
+        loop {
+            let tasks = std::mem::take(&mut *self.tasks.borrow_mut());
+            if tasks.is_empty() {
+                break;
+            }
+            for (_, task) in tasks {
+                task.shutdown();
+            }
+        }
+        self.run_queue.borrow_mut().clear();
+        drop(std::mem::take(
+            &mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()),
+        ));
+        let timers = std::mem::take(&mut *self.timers.borrow_mut());
+        drop(timers);
+        self.blocking.shutdown();
+    }
+}
+
+/// The waker of `block_on`'s own future: a flag, not a task.
+struct MainWaker {
+    woken: AtomicBool,
+    shared: Arc<Shared>,
+}
+
+impl Wake for MainWaker {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        if !on_runtime_thread(&self.shared) {
+            self.shared.notify();
+        }
+    }
+}
+
+fn on_runtime_thread(shared: &Arc<Shared>) -> bool {
+    CURRENT
+        .try_with(|c| {
+            c.borrow()
+                .as_ref()
+                .is_some_and(|core| Arc::ptr_eq(&core.shared, shared))
+        })
+        .unwrap_or(false)
+}
+
+/// Puts a task that has just been marked scheduled on a run queue: the local
+/// one when woken on its runtime's thread, the remote one otherwise.
+pub(crate) fn enqueue(task: TaskRef) {
+    let mut task = Some(task);
+    let _ = CURRENT.try_with(|c| {
+        if let Some(core) = c.borrow().as_ref() {
+            if task
+                .as_ref()
+                .is_some_and(|t| Arc::ptr_eq(&core.shared, &t.header().shared))
+            {
+                core.run_queue.borrow_mut().extend(task.take());
+            }
+        }
+    });
+    if let Some(task) = task {
+        let shared = task.header().shared.clone();
+        shared.push_remote(task);
+    }
+}
+
+pub(crate) fn reset_budget() {
+    BUDGET_LEFT.with(|b| b.set(BUDGET));
+}
+
+/// Charges one I/O operation to the running task's budget. When the budget is
+/// spent, the task is woken (so it is rescheduled, at the back of the queue)
+/// and told to return `Pending`.
+pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<()> {
+    BUDGET_LEFT.with(|b| match b.get() {
+        0 => {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+        n => {
+            b.set(n - 1);
+            Poll::Ready(())
+        }
+    })
+}
+
+/// Restores the previous context when `block_on` returns or unwinds.
+struct EnterGuard {
+    previous: Option<Rc<Core>>,
+}
+
+impl Drop for EnterGuard {
+    fn drop(&mut self) {
+        let previous = self.previous.take();
+        let _ = CURRENT.try_with(|c| *c.borrow_mut() = previous);
+    }
+}
+
+fn enter(core: &Rc<Core>) -> EnterGuard {
+    let previous = CURRENT.with(|c| c.borrow_mut().replace(core.clone()));
+    EnterGuard { previous }
+}
+
+/// A single-threaded runtime: one reactor, one timer wheel, one run queue.
+///
+/// ```
+/// let rt = solo::Runtime::new().unwrap();
+/// let answer = rt.block_on(async {
+///     let handle = solo::spawn(async { 6 * 7 });
+///     handle.await.unwrap()
+/// });
+/// assert_eq!(answer, 42);
+/// ```
+pub struct Runtime {
+    core: Rc<Core>,
+}
+
+impl Runtime {
+    /// Creates a runtime: a poll instance, a cross-thread waker and an empty
+    /// timer wheel. No thread is started (the blocking pool starts threads
+    /// only when `spawn_blocking` is first called).
+    pub fn new() -> io::Result<Runtime> {
+        let reactor = Reactor::new()?;
+        let waker = mio::Waker::new(reactor.registry(), WAKE_TOKEN)?;
+        let shared = Arc::new(Shared {
+            remote: Mutex::new(Vec::new()),
+            notified: AtomicBool::new(false),
+            waker,
+        });
+        Ok(Runtime {
+            core: Rc::new(Core {
+                reactor,
+                timers: RefCell::new(TimerWheel::new()),
+                start: Instant::now(),
+                run_queue: RefCell::new(VecDeque::new()),
+                tasks: RefCell::new(Slab::new()),
+                shared,
+                blocking: BlockingPool::new(),
+                expired: RefCell::new(Vec::new()),
+                tasks_polled: Cell::new(0),
+                tasks_spawned: Cell::new(0),
+                timers_fired: Cell::new(0),
+            }),
+        })
+    }
+
+    /// Runs `future` to completion on this thread, running spawned tasks,
+    /// timers and I/O meanwhile. Tasks still alive when it returns stay
+    /// suspended until the next `block_on` or until the runtime is dropped.
+    ///
+    /// Panics if called from inside a runtime (the inner call would block the
+    /// outer loop), and resumes a panic of `future` itself.
+    pub fn block_on<F: Future>(&self, future: F) -> F::Output {
+        if Core::try_current().is_some() {
+            panic!("Runtime::block_on called from within a solo runtime: it would block the running loop");
+        }
+        let _guard = enter(&self.core);
+        self.core.block_on(future)
+    }
+
+    /// Spawns a task on this runtime from outside it; it starts running at the
+    /// next `block_on`.
+    pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
+    where
+        F: Future + 'static,
+        F::Output: 'static,
+    {
+        self.core.spawn(future)
+    }
+
+    /// Counters of this runtime's loop.
+    pub fn stats(&self) -> RuntimeStats {
+        self.core.stats()
+    }
+}
+
+impl Drop for Runtime {
+    fn drop(&mut self) {
+        // Futures dropped here may call `spawn` or drop I/O sources, which
+        // look the runtime up in the context.
+        let _guard = enter(&self.core);
+        self.core.shutdown();
+    }
+}
+
+impl std::fmt::Debug for Runtime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Runtime").field("stats", &self.stats()).finish()
+    }
+}
+
+/// Spawns a task on the current runtime. The future need not be `Send`: it
+/// never leaves this thread. The task starts on the next turn of the loop.
+///
+/// Panics outside a runtime.
+pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
+where
+    F: Future + 'static,
+    F::Output: 'static,
+{
+    Core::current().spawn(future)
+}
+
+/// Yields to the other ready tasks once: the calling task is put at the back
+/// of the run queue.
+pub async fn yield_now() {
+    let mut yielded = false;
+    std::future::poll_fn(|cx| {
+        if yielded {
+            return Poll::Ready(());
+        }
+        yielded = true;
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    })
+    .await
+}
+
+/// Runs a blocking function on the runtime's pool of threads and resolves to
+/// its result, so that the loop never blocks on it. A panic in `f` resolves
+/// the handle to a [`JoinError`](crate::JoinError).
+///
+/// Threads are started on demand (at most 64) and exit after 10 s idle.
+/// Aborting the handle does not interrupt `f`; it only drops the result.
+pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
+where
+    F: FnOnce() -> T + Send + 'static,
+    T: Send + 'static,
+{
+    let core = Core::current();
+    let result = core.blocking.run(f);
+    core.spawn(async move {
+        match result.await {
+            Ok(value) => value,
+            Err(payload) => std::panic::resume_unwind(payload),
+        }
+    })
+}

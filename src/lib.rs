@@ -1,0 +1,34 @@
+//! solo: a single-threaded epoll/kqueue reactor, an async runtime and (soon)
+//! an HTTP/1.1 server, written from scratch on `mio`.
+//!
+//! Read the source in this order: [`timer`] (the wheel), `reactor` (one poll,
+//! one slab of sources), `task` (one allocation per task, its waker),
+//! `executor` (the loop turn), then [`time`], [`net`] and [`sync`], which are
+//! small users of the first four. `docs/architecture.md` draws the whole.
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! let rt = solo::Runtime::new().unwrap();
+//! rt.block_on(async {
+//!     let worker = solo::spawn(async {
+//!         solo::time::sleep(Duration::from_millis(5)).await;
+//!         "done"
+//!     });
+//!     assert_eq!(worker.await.unwrap(), "done");
+//! });
+//! ```
+#![deny(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+mod blocking;
+mod executor;
+pub mod net;
+mod reactor;
+pub mod sync;
+mod task;
+pub mod time;
+pub mod timer;
+
+pub use executor::{spawn, spawn_blocking, yield_now, Runtime, RuntimeStats};
+pub use task::{JoinError, JoinHandle};

@@ -1,0 +1,275 @@
+//! Async TCP on the reactor: `TcpListener` and `TcpStream`.
+//!
+//! Owns: non-blocking sockets registered with the current runtime's reactor,
+//! and the loop "try the operation; on `WouldBlock` clear the cached readiness
+//! and wait for the next edge" that every operation goes through. Must never:
+//! block the thread, or leave a descriptor registered after it is dropped.
+//!
+//! Every operation is charged to the running task's fairness budget, so a
+//! task on an always-ready socket yields to others every 128 operations.
+
+use std::fmt;
+use std::future::poll_fn;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, SocketAddr, ToSocketAddrs};
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use mio::{Interest, Token};
+
+use crate::executor::{self, Core};
+use crate::reactor::Direction;
+
+/// A mio source registered with the current runtime; deregistered on drop.
+struct Registration<S: mio::event::Source> {
+    core: Rc<Core>,
+    token: Token,
+    io: S,
+}
+
+impl<S: mio::event::Source> Registration<S> {
+    fn new(mut io: S, interest: Interest) -> io::Result<Self> {
+        let core = Core::current();
+        let token = core.reactor.register_io(&mut io, interest)?;
+        Ok(Registration { core, token, io })
+    }
+
+    /// Runs `op` when `dir` is ready, until it does not return `WouldBlock`.
+    fn poll_io<R>(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        mut op: impl FnMut(&S) -> io::Result<R>,
+    ) -> Poll<io::Result<R>> {
+        std::task::ready!(executor::poll_budget(cx));
+        loop {
+            std::task::ready!(self.core.reactor.poll_ready(self.token, dir, cx));
+            match op(&self.io) {
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => self.core.reactor.clear_ready(self.token, dir),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                result => return Poll::Ready(result),
+            }
+        }
+    }
+}
+
+impl<S: mio::event::Source> Drop for Registration<S> {
+    fn drop(&mut self) {
+        self.core.reactor.deregister(&mut self.io, self.token);
+    }
+}
+
+fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
+    let addrs: Vec<SocketAddr> = addr.to_socket_addrs()?.collect();
+    if addrs.is_empty() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "no socket address to use"));
+    }
+    Ok(addrs)
+}
+
+/// A TCP socket server, listening for connections.
+pub struct TcpListener {
+    reg: Registration<mio::net::TcpListener>,
+}
+
+impl TcpListener {
+    /// Binds to `addr` (each resolved address is tried in turn; the last error
+    /// is returned if none works). `SO_REUSEADDR` is set on Unix, so a port in
+    /// TIME_WAIT can be bound again at once.
+    ///
+    /// Name resolution, if `addr` needs any, happens on this thread.
+    pub async fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<TcpListener> {
+        let mut last = None;
+        for addr in resolve(addr)? {
+            match mio::net::TcpListener::bind(addr) {
+                Ok(listener) => return Self::from_mio(listener),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    /// Wraps a std listener, switching it to non-blocking mode.
+    pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
+        listener.set_nonblocking(true)?;
+        Self::from_mio(mio::net::TcpListener::from_std(listener))
+    }
+
+    fn from_mio(listener: mio::net::TcpListener) -> io::Result<TcpListener> {
+        Ok(TcpListener {
+            reg: Registration::new(listener, Interest::READABLE)?,
+        })
+    }
+
+    /// Waits for a connection. Errors such as `EMFILE` (out of descriptors)
+    /// are returned as they are; the caller decides whether to back off.
+    pub async fn accept(&self) -> io::Result<(TcpStream, SocketAddr)> {
+        let (stream, addr) = poll_fn(|cx| self.poll_accept(cx)).await?;
+        Ok((TcpStream::from_mio(stream)?, addr))
+    }
+
+    fn poll_accept(&self, cx: &mut Context<'_>) -> Poll<io::Result<(mio::net::TcpStream, SocketAddr)>> {
+        self.reg.poll_io(cx, Direction::Read, |l| l.accept())
+    }
+
+    /// The address the listener is bound to.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.reg.io.local_addr()
+    }
+}
+
+impl fmt::Debug for TcpListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpListener")
+            .field("local_addr", &self.local_addr().ok())
+            .finish()
+    }
+}
+
+/// A TCP connection.
+pub struct TcpStream {
+    reg: Registration<mio::net::TcpStream>,
+}
+
+impl TcpStream {
+    /// Opens a connection to `addr`, trying each resolved address in turn.
+    pub async fn connect<A: ToSocketAddrs>(addr: A) -> io::Result<TcpStream> {
+        let mut last = None;
+        for addr in resolve(addr)? {
+            match Self::connect_one(addr).await {
+                Ok(stream) => return Ok(stream),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.expect("resolve returns at least one address"))
+    }
+
+    async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
+        let stream = Self::from_mio(mio::net::TcpStream::connect(addr)?)?;
+        // mio's contract for a non-blocking connect: wait for writability,
+        // then `take_error` reports a failed connect and `peer_addr` tells a
+        // finished connect from a spurious wake-up.
+        poll_fn(|cx| {
+            stream.reg.poll_io(cx, Direction::Write, |s| {
+                if let Some(e) = s.take_error()? {
+                    return Err(e);
+                }
+                match s.peer_addr() {
+                    Ok(_) => Ok(()),
+                    Err(e) if e.kind() == io::ErrorKind::NotConnected => Err(io::ErrorKind::WouldBlock.into()),
+                    Err(e) => Err(e),
+                }
+            })
+        })
+        .await?;
+        Ok(stream)
+    }
+
+    /// Wraps a connected std stream, switching it to non-blocking mode.
+    pub fn from_std(stream: std::net::TcpStream) -> io::Result<TcpStream> {
+        stream.set_nonblocking(true)?;
+        Self::from_mio(mio::net::TcpStream::from_std(stream))
+    }
+
+    fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+        Ok(TcpStream {
+            reg: Registration::new(stream, Interest::READABLE | Interest::WRITABLE)?,
+        })
+    }
+
+    /// Reads into `buf`; `Ok(0)` means the peer closed its side (or `buf` is
+    /// empty).
+    pub async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Writes some of `buf`, returning how much was written.
+    pub async fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        poll_fn(|cx| self.poll_write(cx, buf)).await
+    }
+
+    /// Writes all of `buf`; fails with `WriteZero` if the socket stops taking
+    /// bytes.
+    pub async fn write_all(&mut self, mut buf: &[u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.write(buf).await? {
+                0 => return Err(io::ErrorKind::WriteZero.into()),
+                n => buf = &buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads until `buf` is full; fails with `UnexpectedEof` if the peer
+    /// closes first.
+    pub async fn read_exact(&mut self, mut buf: &mut [u8]) -> io::Result<()> {
+        while !buf.is_empty() {
+            match self.read(buf).await? {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => buf = &mut buf[n..],
+            }
+        }
+        Ok(())
+    }
+
+    /// Sends a FIN: the peer reads end-of-stream; this side can still read.
+    /// (TCP has nothing to flush: `write` hands bytes to the kernel.)
+    pub async fn shutdown(&mut self) -> io::Result<()> {
+        self.shutdown_std(Shutdown::Write)
+    }
+
+    /// Shuts down the read half, the write half, or both, at once.
+    pub fn shutdown_std(&self, how: Shutdown) -> io::Result<()> {
+        match self.reg.io.shutdown(how) {
+            // The peer may already have reset the connection: nothing left
+            // to shut down.
+            Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Polls a read into `buf`.
+    pub fn poll_read(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.reg.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+    }
+
+    /// Polls a write of `buf`.
+    pub fn poll_write(&self, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        if buf.is_empty() {
+            return Poll::Ready(Ok(0));
+        }
+        self.reg.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+    }
+
+    /// The remote address.
+    pub fn peer_addr(&self) -> io::Result<SocketAddr> {
+        self.reg.io.peer_addr()
+    }
+
+    /// The local address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.reg.io.local_addr()
+    }
+
+    /// Sets `TCP_NODELAY` (disables Nagle's algorithm).
+    pub fn set_nodelay(&self, nodelay: bool) -> io::Result<()> {
+        self.reg.io.set_nodelay(nodelay)
+    }
+
+    /// Whether `TCP_NODELAY` is set.
+    pub fn nodelay(&self) -> io::Result<bool> {
+        self.reg.io.nodelay()
+    }
+}
+
+impl fmt::Debug for TcpStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TcpStream")
+            .field("local_addr", &self.local_addr().ok())
+            .field("peer_addr", &self.peer_addr().ok())
+            .finish()
+    }
+}

@@ -1,0 +1,466 @@
+//! The reactor: one `mio::Poll`, and a slab of every source registered with it.
+//!
+//! Owns: the poll instance, the readiness cache of every async I/O source, the
+//! wakers waiting on those sources, and the dispatch of readiness to state
+//! machines that are driven directly (the HTTP connections plug in there).
+//! Must never: block anywhere but inside `Poll::poll`, run a task, or hand an
+//! event to a source other than the one it was registered for.
+//!
+//! # Tokens
+//!
+//! A source's `mio::Token` is its key in `sources`. The key of a source that is
+//! deregistered while events are being dispatched is **not freed until the
+//! dispatch of that turn ends** (`Source::Released` holds the place). An event
+//! already fetched for it finds `Released` and is dropped, and no source
+//! registered during the same dispatch can be given that key. Across turns no
+//! stale event is possible: the source left the kernel's interest list before
+//! the next `poll`, and mio reports nothing for a deregistered source.
+//!
+//! # Edge-triggered readiness
+//!
+//! mio registrations are edge-triggered: the kernel reports a direction once
+//! when it becomes ready and not again until an operation has drained it. So
+//! readiness is cached per source and only cleared when an operation on that
+//! direction returns `WouldBlock`. Callers read or write until `WouldBlock`, or
+//! stop early on a fairness budget with the readiness still cached (the task or
+//! state machine is rescheduled, and finds the direction still ready).
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use mio::event::Source as MioSource;
+use mio::{Events, Interest, Registry, Token};
+use slab::Slab;
+
+/// The token of the cross-thread `mio::Waker`. Slab keys never reach it.
+pub(crate) const WAKE_TOKEN: Token = Token(usize::MAX - 1);
+
+const EVENTS_CAPACITY: usize = 1024;
+
+/// Readiness bits cached for a source.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct Ready(u8);
+
+impl Ready {
+    pub(crate) const READABLE: Ready = Ready(1);
+    pub(crate) const WRITABLE: Ready = Ready(2);
+    pub(crate) const READ_CLOSED: Ready = Ready(4);
+    pub(crate) const WRITE_CLOSED: Ready = Ready(8);
+    pub(crate) const ERROR: Ready = Ready(16);
+
+    fn from_event(event: &mio::event::Event) -> Ready {
+        let mut bits = 0;
+        if event.is_readable() {
+            bits |= Self::READABLE.0;
+        }
+        if event.is_writable() {
+            bits |= Self::WRITABLE.0;
+        }
+        if event.is_read_closed() {
+            bits |= Self::READ_CLOSED.0;
+        }
+        if event.is_write_closed() {
+            bits |= Self::WRITE_CLOSED.0;
+        }
+        if event.is_error() {
+            bits |= Self::ERROR.0;
+        }
+        Ready(bits)
+    }
+
+    pub(crate) fn intersects(self, other: Ready) -> bool {
+        self.0 & other.0 != 0
+    }
+
+    pub(crate) fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl std::ops::BitOr for Ready {
+    type Output = Ready;
+    fn bitor(self, rhs: Ready) -> Ready {
+        Ready(self.0 | rhs.0)
+    }
+}
+
+/// One direction of a full-duplex source.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Read,
+    Write,
+}
+
+impl Direction {
+    /// The readiness bits that let an operation in this direction make
+    /// progress (data, end of stream, or an error to report).
+    fn mask(self) -> Ready {
+        match self {
+            Direction::Read => Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR,
+            Direction::Write => Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR,
+        }
+    }
+}
+
+/// What a driven state machine tells the reactor after handling readiness.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
+pub(crate) enum Dispatch {
+    /// It ran until `WouldBlock` (or has nothing more to do): wait for an edge.
+    Done,
+    /// It stopped on its fairness budget with work left: call it again next
+    /// turn with the same readiness, without waiting for a new edge.
+    Again,
+}
+
+/// A state machine the reactor drives directly, without a task: the seam the
+/// HTTP connections plug into. One driver may own many sources; `data` is the
+/// value given at registration (e.g. the driver's own key for the source).
+#[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
+pub(crate) trait Driven {
+    fn on_ready(self: Rc<Self>, token: Token, data: usize, ready: Ready) -> Dispatch;
+}
+
+/// Cached readiness and the wakers of an async I/O source.
+#[derive(Default)]
+struct IoState {
+    ready: Ready,
+    reader: Option<Waker>,
+    writer: Option<Waker>,
+}
+
+enum Source {
+    Io(IoState),
+    Driven(Rc<dyn Driven>, usize),
+    /// Deregistered during this turn's dispatch; freed when it ends.
+    Released,
+}
+
+/// Counters the reactor keeps about itself; see `RuntimeStats`.
+#[derive(Default)]
+pub(crate) struct ReactorCounters {
+    pub(crate) polls: Cell<u64>,
+    pub(crate) blocking_polls: Cell<u64>,
+    pub(crate) events: Cell<u64>,
+}
+
+pub(crate) struct Reactor {
+    poll: RefCell<mio::Poll>,
+    events: RefCell<Events>,
+    registry: Registry,
+    sources: RefCell<Slab<Source>>,
+    dispatching: Cell<bool>,
+    released: RefCell<Vec<usize>>,
+    again: RefCell<Vec<(usize, Ready)>>,
+    pub(crate) counters: ReactorCounters,
+}
+
+impl Reactor {
+    pub(crate) fn new() -> io::Result<Reactor> {
+        let poll = mio::Poll::new()?;
+        let registry = poll.registry().try_clone()?;
+        Ok(Reactor {
+            poll: RefCell::new(poll),
+            events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
+            registry,
+            sources: RefCell::new(Slab::new()),
+            dispatching: Cell::new(false),
+            released: RefCell::new(Vec::new()),
+            again: RefCell::new(Vec::new()),
+            counters: ReactorCounters::default(),
+        })
+    }
+
+    pub(crate) fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Number of live registrations.
+    pub(crate) fn len(&self) -> usize {
+        self.sources.borrow().len() - self.released.borrow().len()
+    }
+
+    /// Whether a driven source asked to be called again without a new edge;
+    /// the loop must not block then.
+    pub(crate) fn has_pending_dispatch(&self) -> bool {
+        !self.again.borrow().is_empty()
+    }
+
+    pub(crate) fn register_io(&self, io: &mut impl MioSource, interest: Interest) -> io::Result<Token> {
+        self.register(io, interest, Source::Io(IoState::default()))
+    }
+
+    #[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
+    pub(crate) fn register_driven(
+        &self,
+        io: &mut impl MioSource,
+        interest: Interest,
+        driver: Rc<dyn Driven>,
+        data: usize,
+    ) -> io::Result<Token> {
+        self.register(io, interest, Source::Driven(driver, data))
+    }
+
+    fn register(&self, io: &mut impl MioSource, interest: Interest, source: Source) -> io::Result<Token> {
+        let mut sources = self.sources.borrow_mut();
+        let entry = sources.vacant_entry();
+        let token = Token(entry.key());
+        self.registry.register(io, token, interest)?;
+        entry.insert(source);
+        Ok(token)
+    }
+
+    /// Removes a source from the poll and from the slab. The caller closes the
+    /// descriptor afterwards (by dropping `io`).
+    pub(crate) fn deregister(&self, io: &mut impl MioSource, token: Token) {
+        // Deregistration only fails if the descriptor was never registered or
+        // is already closed; the slab entry must be released either way.
+        let _ = self.registry.deregister(io);
+        self.release(token.0);
+    }
+
+    fn release(&self, key: usize) {
+        let old = {
+            let mut sources = self.sources.borrow_mut();
+            if self.dispatching.get() {
+                self.released.borrow_mut().push(key);
+                std::mem::replace(&mut sources[key], Source::Released)
+            } else {
+                sources.remove(key)
+            }
+        };
+        self.again.borrow_mut().retain(|(k, _)| *k != key);
+        // Wakers and drivers are dropped outside the borrow: their destructors
+        // may reach back into the reactor.
+        drop(old);
+    }
+
+    /// Ready if the cached readiness allows progress in `dir`; otherwise stores
+    /// the waker and returns `Pending`.
+    pub(crate) fn poll_ready(&self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<Ready> {
+        let mut sources = self.sources.borrow_mut();
+        let Some(Source::Io(state)) = sources.get_mut(token.0) else {
+            panic!("reactor: poll_ready on a token that is not an I/O source");
+        };
+        let ready = Ready(state.ready.0 & dir.mask().0);
+        if !ready.is_empty() {
+            return Poll::Ready(ready);
+        }
+        let slot = match dir {
+            Direction::Read => &mut state.reader,
+            Direction::Write => &mut state.writer,
+        };
+        match slot {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Called when an operation in `dir` returned `WouldBlock`: the edge has
+    /// been consumed, so wait for the next one.
+    pub(crate) fn clear_ready(&self, token: Token, dir: Direction) {
+        if let Some(Source::Io(state)) = self.sources.borrow_mut().get_mut(token.0) {
+            state.ready = Ready(state.ready.0 & !dir.mask().0);
+        }
+    }
+
+    /// Waits for events (up to `timeout`; `None` blocks) and dispatches them.
+    /// Returns how many events were dispatched.
+    pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        let timeout = if self.has_pending_dispatch() {
+            Some(Duration::ZERO)
+        } else {
+            timeout
+        };
+        self.counters.polls.set(self.counters.polls.get() + 1);
+        if timeout != Some(Duration::ZERO) {
+            self.counters.blocking_polls.set(self.counters.blocking_polls.get() + 1);
+        }
+        let mut events = self.events.borrow_mut();
+        match self.poll.borrow_mut().poll(&mut events, timeout) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
+            Err(e) => return Err(e),
+        }
+        self.dispatching.set(true);
+        let again = std::mem::take(&mut *self.again.borrow_mut());
+        for (key, ready) in again {
+            self.dispatch(key, ready);
+        }
+        let mut count = 0;
+        for event in events.iter() {
+            if event.token() == WAKE_TOKEN {
+                continue;
+            }
+            count += 1;
+            self.dispatch(event.token().0, Ready::from_event(event));
+        }
+        self.dispatching.set(false);
+        let released = std::mem::take(&mut *self.released.borrow_mut());
+        if !released.is_empty() {
+            let mut sources = self.sources.borrow_mut();
+            for key in released {
+                sources.remove(key);
+            }
+        }
+        self.counters.events.set(self.counters.events.get() + count as u64);
+        Ok(count)
+    }
+
+    fn dispatch(&self, key: usize, ready: Ready) {
+        let mut sources = self.sources.borrow_mut();
+        match sources.get_mut(key) {
+            Some(Source::Io(state)) => {
+                state.ready = state.ready | ready;
+                let reader = if ready.intersects(Direction::Read.mask()) {
+                    state.reader.take()
+                } else {
+                    None
+                };
+                let writer = if ready.intersects(Direction::Write.mask()) {
+                    state.writer.take()
+                } else {
+                    None
+                };
+                drop(sources);
+                if let Some(w) = reader {
+                    w.wake();
+                }
+                if let Some(w) = writer {
+                    w.wake();
+                }
+            }
+            Some(Source::Driven(driver, data)) => {
+                let (driver, data) = (driver.clone(), *data);
+                drop(sources);
+                if driver.on_ready(Token(key), data, ready) == Dispatch::Again {
+                    self.again.borrow_mut().push((key, ready));
+                }
+            }
+            // Released this turn, or an event for a key that is already gone.
+            Some(Source::Released) | None => {}
+        }
+    }
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use mio::net::UnixStream;
+    use std::io::Write;
+
+    /// On its first call, deregisters every other source it owns (whose event
+    /// may already be in this turn's batch) and registers a replacement.
+    struct Recorder {
+        reactor: Rc<Reactor>,
+        owned: RefCell<Vec<(UnixStream, Token)>>,
+        seen: RefCell<Vec<Token>>,
+        victim: Cell<Option<Token>>,
+        replacement: RefCell<Option<(UnixStream, UnixStream, Token)>>,
+        me: RefCell<Option<Rc<dyn Driven>>>,
+    }
+
+    impl Driven for Recorder {
+        fn on_ready(self: Rc<Self>, token: Token, _data: usize, _ready: Ready) -> Dispatch {
+            self.seen.borrow_mut().push(token);
+            if self.seen.borrow().len() == 1 {
+                let mut owned = self.owned.borrow_mut();
+                let i = owned.iter().position(|(_, t)| *t != token).unwrap();
+                let (mut victim, victim_token) = owned.remove(i);
+                self.reactor.deregister(&mut victim, victim_token);
+                self.victim.set(Some(victim_token));
+                let (mut a, mut b) = UnixStream::pair().unwrap();
+                b.write_all(b"x").unwrap();
+                let driver = self.me.borrow().clone().unwrap();
+                let t = self
+                    .reactor
+                    .register_driven(&mut a, Interest::READABLE, driver, 0)
+                    .unwrap();
+                *self.replacement.borrow_mut() = Some((a, b, t));
+            }
+            Dispatch::Done
+        }
+    }
+
+    #[test]
+    fn stale_event_for_a_key_freed_in_the_same_turn_is_dropped() {
+        let reactor = Rc::new(Reactor::new().unwrap());
+        let rec = Rc::new(Recorder {
+            reactor: reactor.clone(),
+            owned: RefCell::new(Vec::new()),
+            seen: RefCell::new(Vec::new()),
+            victim: Cell::new(None),
+            replacement: RefCell::new(None),
+            me: RefCell::new(None),
+        });
+        *rec.me.borrow_mut() = Some(rec.clone());
+        let mut peers = Vec::new();
+        for data in 0..2 {
+            let (mut ours, mut peer) = UnixStream::pair().unwrap();
+            let t = reactor
+                .register_driven(&mut ours, Interest::READABLE, rec.clone(), data)
+                .unwrap();
+            peer.write_all(b"ready").unwrap();
+            rec.owned.borrow_mut().push((ours, t));
+            peers.push(peer);
+        }
+        // Both sources are readable before the poll, so one turn fetches both
+        // events; the first dispatch frees the other source's key.
+        let fetched = reactor.turn(Some(Duration::from_millis(500))).unwrap();
+        assert_eq!(fetched, 2);
+        let victim = rec.victim.get().unwrap();
+        let replacement = rec.replacement.borrow().as_ref().unwrap().2;
+        assert_eq!(
+            rec.seen.borrow().len(),
+            1,
+            "the event of the freed source reached a driver"
+        );
+        assert_ne!(
+            replacement, victim,
+            "a key freed during dispatch was reused in the same turn"
+        );
+        // Once the turn is over, the freed key is available again.
+        let (mut c, _peer) = UnixStream::pair().unwrap();
+        let tc = reactor
+            .register_driven(&mut c, Interest::READABLE, rec.clone(), 9)
+            .unwrap();
+        assert_eq!(tc, victim);
+        // The replacement's own event arrives next turn, under its own token.
+        reactor.turn(Some(Duration::from_millis(500))).unwrap();
+        assert_eq!(rec.seen.borrow()[1], replacement);
+        reactor.deregister(&mut c, tc);
+        let (mut r, _, t) = rec.replacement.borrow_mut().take().unwrap();
+        reactor.deregister(&mut r, t);
+        for (mut s, t) in rec.owned.borrow_mut().drain(..) {
+            reactor.deregister(&mut s, t);
+        }
+        *rec.me.borrow_mut() = None;
+        assert_eq!(reactor.len(), 0);
+    }
+
+    #[test]
+    fn readiness_is_cached_until_cleared() {
+        let reactor = Reactor::new().unwrap();
+        let (mut a, mut b) = UnixStream::pair().unwrap();
+        let t = reactor
+            .register_io(&mut a, Interest::READABLE | Interest::WRITABLE)
+            .unwrap();
+        b.write_all(b"hello").unwrap();
+        reactor.turn(Some(Duration::from_millis(100))).unwrap();
+        let waker = futures_util::task::noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        assert!(reactor.poll_ready(t, Direction::Read, &mut cx).is_ready());
+        // No new edge, but the cache still says readable.
+        reactor.turn(Some(Duration::ZERO)).unwrap();
+        assert!(reactor.poll_ready(t, Direction::Read, &mut cx).is_ready());
+        reactor.clear_ready(t, Direction::Read);
+        assert!(reactor.poll_ready(t, Direction::Read, &mut cx).is_pending());
+        assert!(reactor.poll_ready(t, Direction::Write, &mut cx).is_ready());
+        reactor.deregister(&mut a, t);
+        assert_eq!(reactor.len(), 0);
+    }
+}
