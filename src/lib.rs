@@ -32,3 +32,8 @@ pub mod timer;
 
 pub use executor::{spawn, spawn_blocking, yield_now, Runtime, RuntimeStats};
 pub use task::{JoinError, JoinHandle};
+
+/// The README's code blocks, compiled and run as doctests so they cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
