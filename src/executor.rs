@@ -93,15 +93,30 @@ pub struct RuntimeStats {
     pub timers_pending: usize,
 }
 
+/// What a timer does when it fires.
+pub(crate) enum Expiry {
+    /// Wakes a task (a `Sleep`).
+    Wake(Waker),
+    /// Calls a state machine the reactor drives directly (an HTTP connection's
+    /// timeout), with the value given when the timer was set.
+    #[allow(dead_code)] // the HTTP server's seam
+    Call(Rc<dyn TimerTarget>, usize),
+}
+
+/// A state machine that owns timers whose expiry calls it directly.
+pub(crate) trait TimerTarget {
+    fn on_timer(self: Rc<Self>, data: usize);
+}
+
 pub(crate) struct Core {
     pub(crate) reactor: Reactor,
-    pub(crate) timers: RefCell<TimerWheel<Waker>>,
+    pub(crate) timers: RefCell<TimerWheel<Expiry>>,
     start: Instant,
     run_queue: RefCell<VecDeque<TaskRef>>,
     tasks: RefCell<Slab<TaskRef>>,
     pub(crate) shared: Arc<Shared>,
     pub(crate) blocking: BlockingPool,
-    expired: RefCell<Vec<Waker>>,
+    expired: RefCell<Vec<Expiry>>,
     tasks_polled: Cell<u64>,
     tasks_spawned: Cell<u64>,
     timers_fired: Cell<u64>,
@@ -162,8 +177,8 @@ impl Core {
                 return;
             };
             self.tasks_polled.set(self.tasks_polled.get() + 1);
+            let key = task.header().key;
             if task.run() {
-                let key = task.header().key;
                 let owned = self.tasks.borrow_mut().remove(key);
                 drop(owned);
             }
@@ -175,14 +190,17 @@ impl Core {
         {
             let mut timers = self.timers.borrow_mut();
             timers.advance(self.now_tick());
-            while let Some((_, waker)) = timers.pop_expired() {
-                expired.push(waker);
+            while let Some((_, expiry)) = timers.pop_expired() {
+                expired.push(expiry);
             }
         }
         self.timers_fired.set(self.timers_fired.get() + expired.len() as u64);
-        // Woken outside the wheel's borrow: a waker may be anyone's code.
-        for waker in expired.drain(..) {
-            waker.wake();
+        // Run outside the wheel's borrow: wakers and targets may set timers.
+        for expiry in expired.drain(..) {
+            match expiry {
+                Expiry::Wake(waker) => waker.wake(),
+                Expiry::Call(target, data) => target.on_timer(data),
+            }
         }
     }
 

@@ -54,8 +54,9 @@ pub(crate) struct Header {
 pub(crate) trait Runnable: Send + Sync {
     fn header(&self) -> &Header;
     /// Polls the future once. Returns true when the task has completed and
-    /// must leave the list of live tasks.
-    fn run(&self) -> bool;
+    /// must leave the list of live tasks. Takes the queue's reference, so the
+    /// waker is built from a pointer with the whole `Arc`'s provenance.
+    fn run(self: Arc<Self>) -> bool;
     /// Drops the future without polling it (runtime shutdown).
     fn shutdown(&self);
 }
@@ -156,13 +157,10 @@ impl<F: Future + 'static> Task<F> {
 
     /// Drops the future in place and publishes the result. Runtime thread only.
     fn complete(&self, result: Result<F::Output, JoinError>) {
-        // SAFETY: runtime thread, and no reference into `stage` is live: the
-        // caller's borrow of the future ended before this call.
-        let old = unsafe { std::mem::replace(&mut *self.stage.get(), Stage::Consumed) };
         // The future's destructor may run arbitrary code (even wake this task,
         // which is harmless: a consumed stage is never polled). A panic there
         // is caught so the runtime survives it.
-        let dropped = panic::catch_unwind(AssertUnwindSafe(|| drop(old)));
+        let dropped = panic::catch_unwind(AssertUnwindSafe(|| self.drop_stage_in_place()));
         let result = match (result, dropped) {
             (Ok(_), Err(payload)) => Err(JoinError::panic(payload)),
             (result, _) => result,
@@ -183,12 +181,33 @@ impl<F: Future + 'static> Task<F> {
     }
 }
 
+impl<F: Future> Task<F> {
+    /// Drops the stage where it lies (a pinned future must not be moved, not
+    /// even to be dropped) and leaves `Consumed` behind, also when the
+    /// destructor panics.
+    fn drop_stage_in_place(&self) {
+        struct SetConsumed<F: Future>(*mut Stage<F>);
+        impl<F: Future> Drop for SetConsumed<F> {
+            fn drop(&mut self) {
+                // SAFETY: the stage was just dropped in place (or its drop
+                // unwound), so it is overwritten without being dropped again.
+                unsafe { std::ptr::write(self.0, Stage::Consumed) };
+            }
+        }
+        let stage = self.stage.get();
+        let _guard = SetConsumed(stage);
+        // SAFETY: runtime thread, no reference into `stage` is live, and the
+        // guard overwrites the dropped value before anything can read it.
+        unsafe { std::ptr::drop_in_place(stage) };
+    }
+}
+
 impl<F: Future + 'static> Runnable for Task<F> {
     fn header(&self) -> &Header {
         &self.header
     }
 
-    fn run(&self) -> bool {
+    fn run(self: Arc<Self>) -> bool {
         let state = self.header.state.fetch_and(!SCHEDULED, Ordering::AcqRel);
         if state & COMPLETE != 0 {
             return false;
@@ -205,12 +224,12 @@ impl<F: Future + 'static> Runnable for Task<F> {
         // SAFETY: the future lives inside the task's allocation and is dropped
         // in place (`complete`), never moved.
         let future = unsafe { Pin::new_unchecked(future) };
-        // SAFETY: `self` lives in an `Arc<Task<F>>` (tasks are only made by
-        // `new_task`), so its address is the one `Arc::into_raw` gives. The
-        // waker is borrowed: `ManuallyDrop` keeps it from releasing a count it
-        // never took; clones take their own.
+        // SAFETY: the pointer is `Arc::as_ptr` of a live `Arc<Task<F>>`, as the
+        // vtable requires. The waker is borrowed: `ManuallyDrop` keeps it from
+        // releasing a count it never took (the `self` Arc holds one for the
+        // whole poll); clones take their own.
         let waker = ManuallyDrop::new(unsafe {
-            Waker::from_raw(RawWaker::new(self as *const Self as *const (), &Self::VTABLE))
+            Waker::from_raw(RawWaker::new(Arc::as_ptr(&self) as *const (), &Self::VTABLE))
         });
         let mut cx = Context::from_waker(&waker);
         executor::reset_budget();
@@ -237,7 +256,9 @@ impl<F: Future + 'static> Runnable for Task<F> {
 /// The join side of a task, typed by output only.
 trait JoinTarget<T> {
     fn poll_join(&self, cx: &mut Context<'_>) -> Poll<Result<T, JoinError>>;
-    fn abort(&self);
+    /// Marks the task cancelled; returns whether the caller must enqueue it.
+    fn mark_aborted(&self) -> bool;
+    fn into_task_ref(self: Arc<Self>) -> TaskRef;
     fn is_finished(&self) -> bool;
     fn detach(&self);
 }
@@ -262,17 +283,13 @@ impl<F: Future + 'static> JoinTarget<F::Output> for Task<F> {
         }
     }
 
-    fn abort(&self) {
+    fn mark_aborted(&self) -> bool {
         let prev = self.header.state.fetch_or(CANCELLED, Ordering::AcqRel);
-        if prev & COMPLETE == 0 && mark_scheduled(&self.header) {
-            // SAFETY: `self` lives in an `Arc<Task<F>>`; we take a new count
-            // for the queue's reference.
-            let task = unsafe {
-                Arc::increment_strong_count(self as *const Self);
-                Arc::from_raw(self as *const Self)
-            };
-            executor::enqueue(task);
-        }
+        prev & COMPLETE == 0 && mark_scheduled(&self.header)
+    }
+
+    fn into_task_ref(self: Arc<Self>) -> TaskRef {
+        self
     }
 
     fn is_finished(&self) -> bool {
@@ -309,7 +326,9 @@ impl<T> JoinHandle<T> {
     /// [`JoinError`]. Aborting a finished task does nothing.
     pub fn abort(&self) {
         if let Some(task) = &self.task {
-            task.abort();
+            if task.mark_aborted() {
+                executor::enqueue(Arc::clone(task).into_task_ref());
+            }
         }
     }
 

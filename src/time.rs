@@ -16,7 +16,7 @@ use std::rc::Rc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use crate::executor::Core;
+use crate::executor::{Core, Expiry};
 use crate::timer::TimerKey;
 
 /// About 30 years: what an unrepresentable deadline is clamped to.
@@ -98,12 +98,13 @@ impl Future for Sleep {
         match this.state {
             State::Elapsed => Poll::Ready(()),
             State::Registered(key) => match timers.payload_mut(key) {
-                Some(waker) => {
+                Some(Expiry::Wake(waker)) => {
                     if !waker.will_wake(cx.waker()) {
                         *waker = cx.waker().clone();
                     }
                     Poll::Pending
                 }
+                Some(Expiry::Call(..)) => unreachable!("a Sleep's timer always wakes"),
                 None => {
                     this.state = State::Elapsed;
                     Poll::Ready(())
@@ -117,7 +118,7 @@ impl Future for Sleep {
                     this.state = State::Elapsed;
                     return Poll::Ready(());
                 }
-                this.state = State::Registered(timers.insert(tick, cx.waker().clone()));
+                this.state = State::Registered(timers.insert(tick, Expiry::Wake(cx.waker().clone())));
                 Poll::Pending
             }
         }

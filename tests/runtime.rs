@@ -414,3 +414,26 @@ fn self_waking_task_does_not_starve_timers() {
         assert!(spinner.await.unwrap_err().is_cancelled());
     });
 }
+
+#[test]
+fn panicking_destructor_of_an_aborted_task_is_contained() {
+    struct PanicOnDrop;
+    impl Drop for PanicOnDrop {
+        fn drop(&mut self) {
+            panic!("drop boom");
+        }
+    }
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let h = spawn(async {
+            let _p = PanicOnDrop;
+            std::future::pending::<()>().await;
+        });
+        yield_now().await;
+        h.abort();
+        // Abort is reported as cancelled; the destructor's panic did not
+        // escape into the loop, which keeps running.
+        assert!(h.await.unwrap_err().is_cancelled());
+        assert_eq!(spawn(async { 1 }).await.unwrap(), 1);
+    });
+}
