@@ -99,7 +99,6 @@ pub(crate) enum Expiry {
     Wake(Waker),
     /// Calls a state machine the reactor drives directly (an HTTP connection's
     /// timeout), with the value given when the timer was set.
-    #[allow(dead_code)] // the HTTP server's seam
     Call(Rc<dyn TimerTarget>, usize),
 }
 

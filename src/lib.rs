@@ -23,6 +23,7 @@
 
 mod blocking;
 mod executor;
+pub mod http;
 pub mod net;
 mod reactor;
 pub mod sync;

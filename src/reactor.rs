@@ -107,7 +107,6 @@ impl Direction {
 
 /// What a driven state machine tells the reactor after handling readiness.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-#[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
 pub(crate) enum Dispatch {
     /// It ran until `WouldBlock` (or has nothing more to do): wait for an edge.
     Done,
@@ -119,7 +118,6 @@ pub(crate) enum Dispatch {
 /// A state machine the reactor drives directly, without a task: the seam the
 /// HTTP connections plug into. One driver may own many sources; `data` is the
 /// value given at registration (e.g. the driver's own key for the source).
-#[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
 pub(crate) trait Driven {
     fn on_ready(self: Rc<Self>, token: Token, data: usize, ready: Ready) -> Dispatch;
 }
@@ -193,7 +191,6 @@ impl Reactor {
         self.register(io, interest, Source::Io(IoState::default()))
     }
 
-    #[cfg_attr(not(test), allow(dead_code))] // the HTTP server's seam
     pub(crate) fn register_driven(
         &self,
         io: &mut impl MioSource,

@@ -1,0 +1,293 @@
+//! One HTTP/1.1 connection: a state machine the reactor drives directly.
+//!
+//! Owns: a socket, its read buffer and output queue, the framing state of
+//! the request being read, and the one timer that bounds whatever it is
+//! waiting for. Must never: block, run a handler other than through the
+//! router's first poll or a task, hold a buffer while idle, or parse request
+//! N+1 before request N's body has been consumed and its response queued.
+//!
+//! ```text
+//!            bytes arrive                    head complete
+//!   Idle ─────────────────────▶ Head ─────────────────────────┐
+//!    ▲  (keep-alive timer)       (header timer; 408)          │
+//!    │                                                        ▼
+//!    │                                 body still arriving? ──▶ Body (body timer; 408)
+//!    │                                                        │
+//!    │                                 handler ready at once? │ no: task ──▶ Handler
+//!    │                                                        ▼               │
+//!    └──────── output drained, keep-alive ◀──── response queued ◀─────────────┘
+//!                                   │
+//!              close requested ────▶ Closing: flush, then close (write timer)
+//! ```
+//!
+//! Phases are not stored as one enum: they are derived from what the
+//! connection holds (`body`, `pending`, bytes in `read_buf`, output), which
+//! keeps them from disagreeing. `docs/http.md` describes each transition.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::io::{self, Read, Write};
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Buf, Bytes, BytesMut};
+use mio::Token;
+
+use super::parse::{BodyKind, ChunkedDecoder};
+use super::request::BodyChannel;
+use crate::task::JoinHandle;
+use crate::timer::TimerKey;
+
+/// Bodies at most this long are copied into the output buffer next to their
+/// head (one write); longer ones are queued as they are (`writev`).
+pub(crate) const COPY_BODY_MAX: usize = 4096;
+
+/// How the rest of the current request's body is framed.
+pub(crate) enum BodyFraming {
+    Length(u64),
+    Chunked(ChunkedDecoder),
+}
+
+/// The body of the request in progress, still arriving.
+pub(crate) struct BodyReader {
+    pub(crate) framing: BodyFraming,
+    /// Where the bytes go; `None` once nobody wants them (they are drained).
+    pub(crate) channel: Option<Rc<RefCell<BodyChannel>>>,
+    pub(crate) received: u64,
+}
+
+impl BodyReader {
+    pub(crate) fn new(kind: BodyKind, channel: Option<Rc<RefCell<BodyChannel>>>) -> BodyReader {
+        BodyReader {
+            framing: match kind {
+                BodyKind::Length(n) => BodyFraming::Length(n),
+                BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::new()),
+                BodyKind::None => BodyFraming::Length(0),
+            },
+            channel,
+            received: 0,
+        }
+    }
+}
+
+/// A streamed (chunked) response being fed by a task.
+pub(crate) struct Streaming {
+    pub(crate) task: JoinHandle<()>,
+    /// The feeding task, waiting for the output to drain below the mark.
+    pub(crate) waker: Option<std::task::Waker>,
+}
+
+pub(crate) struct Connection {
+    pub(crate) stream: mio::net::TcpStream,
+    pub(crate) token: Token,
+    /// Distinguishes this connection from a later one in the same slab slot,
+    /// for completions that arrive from tasks.
+    pub(crate) id: u32,
+    pub(crate) peer: SocketAddr,
+    pub(crate) read_buf: BytesMut,
+    pub(crate) out: Output,
+    pub(crate) timer: Option<TimerKey>,
+    pub(crate) body: Option<Box<BodyReader>>,
+    /// The task running a handler that did not finish on its first poll.
+    pub(crate) pending: Option<JoinHandle<()>>,
+    pub(crate) streaming: Option<Box<Streaming>>,
+    /// When the first response not yet fully written was parsed.
+    pub(crate) batch_start: Option<Instant>,
+    pub(crate) batch_len: u32,
+    pub(crate) readable: bool,
+    pub(crate) writable: bool,
+    /// Read side is finished (EOF or error): serve what is buffered, then close.
+    pub(crate) read_closed: bool,
+    /// Close once the output is written (Connection: close, or an error).
+    pub(crate) close_after_write: bool,
+}
+
+impl Connection {
+    pub(crate) fn new(stream: mio::net::TcpStream, token: Token, id: u32, peer: SocketAddr) -> Connection {
+        Connection {
+            stream,
+            token,
+            id,
+            peer,
+            read_buf: BytesMut::new(),
+            out: Output::default(),
+            timer: None,
+            body: None,
+            pending: None,
+            streaming: None,
+            batch_start: None,
+            batch_len: 0,
+            readable: false,
+            writable: false,
+            read_closed: false,
+            close_after_write: false,
+        }
+    }
+
+    /// Whether the next request may be parsed: the previous one is fully
+    /// read and answered (or being answered by a stream that is done).
+    pub(crate) fn ready_for_next(&self) -> bool {
+        self.body.is_none() && self.pending.is_none() && self.streaming.is_none() && !self.close_after_write
+    }
+
+    /// Reads until `WouldBlock`, EOF, `max` buffered bytes, or four reads
+    /// (the fairness budget); returns bytes read. Grows the buffer by
+    /// `chunk` when it is full.
+    pub(crate) fn fill(&mut self, chunk: usize, max: usize) -> io::Result<usize> {
+        let mut total = 0;
+        for _ in 0..4 {
+            let allowed = max.saturating_sub(self.read_buf.len());
+            if allowed == 0 {
+                break;
+            }
+            if self.read_buf.capacity() == self.read_buf.len() {
+                self.read_buf.reserve(chunk.min(allowed));
+            }
+            let spare = self.read_buf.spare_capacity_mut();
+            let room = spare.len().min(allowed);
+            // SAFETY: `read` writes at most `room` bytes into the spare
+            // capacity, which is valid for writes of `room` bytes; nothing
+            // reads it before `set_len` marks exactly the bytes written.
+            let n = unsafe {
+                libc::read(
+                    std::os::fd::AsRawFd::as_raw_fd(&self.stream),
+                    spare.as_mut_ptr() as *mut libc::c_void,
+                    room,
+                )
+            };
+            if n < 0 {
+                let e = io::Error::last_os_error();
+                match e.kind() {
+                    io::ErrorKind::WouldBlock => {
+                        self.readable = false;
+                        break;
+                    }
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Err(e),
+                }
+            }
+            if n == 0 {
+                self.read_closed = true;
+                self.readable = false;
+                break;
+            }
+            // SAFETY: the kernel initialised the first `n` spare bytes.
+            unsafe { self.read_buf.set_len(self.read_buf.len() + n as usize) };
+            total += n as usize;
+            if (n as usize) < room {
+                // A short read: the socket is very likely drained; the next
+                // edge will say otherwise.
+                break;
+            }
+        }
+        Ok(total)
+    }
+
+    /// Writes queued output until done or `WouldBlock`; returns bytes written.
+    pub(crate) fn flush(&mut self) -> io::Result<usize> {
+        let mut total = 0;
+        while !self.out.is_empty() {
+            let result = if self.out.queue.is_empty() {
+                (&self.stream).write(&self.out.buf)
+            } else {
+                let mut slices = [io::IoSlice::new(&[]); 64];
+                let n = self.out.io_slices(&mut slices);
+                (&self.stream).write_vectored(&slices[..n])
+            };
+            match result {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => {
+                    self.out.advance(n);
+                    total += n;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.writable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(total)
+    }
+
+    /// Reads and discards whatever is left in the socket before a close, so
+    /// that the kernel does not answer unread data with a reset that could
+    /// destroy the response in flight (the "lingering close" of nginx).
+    pub(crate) fn drain_socket(&mut self) {
+        let mut scratch = [0u8; 1024];
+        for _ in 0..16 {
+            match (&self.stream).read(&mut scratch) {
+                Ok(n) if n > 0 => {}
+                _ => break,
+            }
+        }
+    }
+}
+
+/// Bytes waiting to be written, in order: `queue` first, then `buf`.
+#[derive(Default)]
+pub(crate) struct Output {
+    pub(crate) queue: VecDeque<Bytes>,
+    pub(crate) buf: BytesMut,
+}
+
+impl Output {
+    pub(crate) fn is_empty(&self) -> bool {
+        self.queue.is_empty() && self.buf.is_empty()
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.queue.iter().map(Bytes::len).sum::<usize>() + self.buf.len()
+    }
+
+    /// Appends a body: copied when small, queued as it is when large.
+    pub(crate) fn push_body(&mut self, body: Bytes) {
+        if body.len() <= COPY_BODY_MAX {
+            self.buf.extend_from_slice(&body);
+        } else {
+            if !self.buf.is_empty() {
+                self.queue.push_back(self.buf.split().freeze());
+            }
+            self.queue.push_back(body);
+        }
+    }
+
+    /// Fills `slices` in write order; `buf` only goes in when every queued
+    /// segment before it fits too.
+    fn io_slices<'a>(&'a self, slices: &mut [io::IoSlice<'a>; 64]) -> usize {
+        let mut n = 0;
+        for b in self.queue.iter().take(63) {
+            slices[n] = io::IoSlice::new(b);
+            n += 1;
+        }
+        if self.queue.len() <= 63 && !self.buf.is_empty() {
+            slices[n] = io::IoSlice::new(&self.buf);
+            n += 1;
+        }
+        n
+    }
+
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            match self.queue.front_mut() {
+                Some(front) => {
+                    let take = n.min(front.len());
+                    front.advance(take);
+                    n -= take;
+                    if front.is_empty() {
+                        self.queue.pop_front();
+                    }
+                }
+                None => {
+                    self.buf.advance(n);
+                    return;
+                }
+            }
+        }
+        while self.queue.front().is_some_and(Bytes::is_empty) {
+            self.queue.pop_front();
+        }
+    }
+}

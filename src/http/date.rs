@@ -1,0 +1,104 @@
+//! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted once a
+//! second and copied into every response.
+//!
+//! Owns: the cached 29-byte date. Must never: allocate when refreshed, or
+//! format per response.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub(crate) struct DateCache {
+    bytes: [u8; 29],
+    second: u64,
+}
+
+impl DateCache {
+    pub(crate) fn new() -> DateCache {
+        let mut cache = DateCache {
+            bytes: [b' '; 29],
+            second: u64::MAX,
+        };
+        cache.refresh();
+        cache
+    }
+
+    pub(crate) fn get(&self) -> &[u8] {
+        &self.bytes
+    }
+
+    /// Re-formats if the wall-clock second changed.
+    pub(crate) fn refresh(&mut self) {
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0);
+        if now != self.second {
+            self.second = now;
+            format_imf(now, &mut self.bytes);
+        }
+    }
+}
+
+/// Formats `secs` since the Unix epoch as `Sun, 06 Nov 1994 08:49:37 GMT`.
+fn format_imf(secs: u64, out: &mut [u8; 29]) {
+    const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
+    const MONTHS: [&[u8; 3]; 12] = [
+        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+    ];
+    let days = secs / 86_400;
+    let rem = secs % 86_400;
+    let (year, month, day) = civil_from_days(days as i64);
+    let two = |out: &mut [u8], v: u64| {
+        out[0] = b'0' + (v / 10) as u8;
+        out[1] = b'0' + (v % 10) as u8;
+    };
+    out[..3].copy_from_slice(DAYS[(days % 7) as usize]);
+    out[3..5].copy_from_slice(b", ");
+    two(&mut out[5..7], day as u64);
+    out[7] = b' ';
+    out[8..11].copy_from_slice(MONTHS[month as usize - 1]);
+    out[11] = b' ';
+    let y = year as u64;
+    two(&mut out[12..14], y / 100);
+    two(&mut out[14..16], y % 100);
+    out[16] = b' ';
+    two(&mut out[17..19], rem / 3600);
+    out[19] = b':';
+    two(&mut out[20..22], rem % 3600 / 60);
+    out[22] = b':';
+    two(&mut out[23..25], rem % 60);
+    out[25..29].copy_from_slice(b" GMT");
+}
+
+/// Days since 1970-01-01 to (year, month 1-12, day 1-31), proleptic
+/// Gregorian (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fmt(secs: u64) -> String {
+        let mut b = [0u8; 29];
+        format_imf(secs, &mut b);
+        String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn known_dates() {
+        assert_eq!(fmt(0), "Thu, 01 Jan 1970 00:00:00 GMT");
+        assert_eq!(fmt(784_111_777), "Sun, 06 Nov 1994 08:49:37 GMT");
+        assert_eq!(fmt(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
+        assert_eq!(fmt(1_796_083_200), "Tue, 01 Dec 2026 00:00:00 GMT");
+    }
+}

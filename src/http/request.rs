@@ -1,0 +1,379 @@
+//! The request a handler receives.
+//!
+//! Owns: views of one request's head (method, target, headers: offsets into
+//! the head's bytes, which are a zero-copy slice of the connection's read
+//! buffer), its route parameters, and the handle to its body. Must never:
+//! copy the head, or let a handler read more body than the configured limit.
+
+use std::cell::RefCell;
+use std::fmt;
+use std::future::poll_fn;
+use std::io;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::task::{Poll, Waker};
+
+use bytes::{Bytes, BytesMut};
+
+use super::parse::{FieldPos, Head, MAX_HEADERS};
+
+/// An HTTP request method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// PATCH
+    Patch,
+    /// OPTIONS
+    Options,
+    /// CONNECT
+    Connect,
+    /// TRACE
+    Trace,
+    /// Any other (valid token) method; see [`Request::method_str`].
+    Other,
+}
+
+impl Method {
+    pub(crate) fn from_bytes(b: &[u8]) -> Method {
+        match b {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"PATCH" => Method::Patch,
+            b"OPTIONS" => Method::Options,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// The body as the connection delivers it to the request.
+#[derive(Default)]
+pub(crate) struct BodyChannel {
+    pub(crate) data: BytesMut,
+    pub(crate) done: bool,
+    pub(crate) error: Option<(io::ErrorKind, &'static str)>,
+    pub(crate) waker: Option<Waker>,
+    /// Set when the request (or its body handle) is dropped: later bytes are
+    /// discarded instead of buffered.
+    pub(crate) abandoned: bool,
+}
+
+impl BodyChannel {
+    pub(crate) fn push(&mut self, bytes: &[u8]) {
+        if !self.abandoned {
+            self.data.extend_from_slice(bytes);
+            self.wake();
+        }
+    }
+
+    pub(crate) fn finish(&mut self, error: Option<(io::ErrorKind, &'static str)>) {
+        self.done = true;
+        self.error = error;
+        self.wake();
+    }
+
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+pub(crate) enum Body {
+    Empty,
+    /// The whole body arrived with the head: a zero-copy slice.
+    Full(Bytes),
+    /// The body is still arriving; the connection feeds the channel.
+    Streaming(Rc<RefCell<BodyChannel>>),
+    Taken,
+}
+
+/// An HTTP/1.x request.
+pub struct Request {
+    head: Bytes,
+    method: Method,
+    method_pos: (u32, u32),
+    target: (u32, u32),
+    minor: u8,
+    fields: [FieldPos; MAX_HEADERS],
+    field_count: u8,
+    params: Vec<(Rc<str>, (u32, u32))>,
+    peer: SocketAddr,
+    body: Body,
+    content_length: Option<u64>,
+}
+
+fn slice(head: &Bytes, (start, end): (u32, u32)) -> &[u8] {
+    &head[start as usize..end as usize]
+}
+
+fn as_str(b: &[u8]) -> &str {
+    // httparse validated the request line and field names as visible ASCII;
+    // values may carry obs-text, for which `header_bytes` is the way in.
+    std::str::from_utf8(b).unwrap_or("")
+}
+
+impl Request {
+    pub(crate) fn new(head_bytes: Bytes, head: &Head, peer: SocketAddr, body: Body) -> Request {
+        Request {
+            head: head_bytes,
+            method: head.method,
+            method_pos: head.method_pos,
+            target: head.target,
+            minor: head.minor,
+            fields: head.fields,
+            field_count: head.field_count as u8,
+            params: Vec::new(),
+            peer,
+            body,
+            content_length: match head.body {
+                super::parse::BodyKind::Length(n) => Some(n),
+                super::parse::BodyKind::None => Some(0),
+                super::parse::BodyKind::Chunked => None,
+            },
+        }
+    }
+
+    pub(crate) fn set_params(&mut self, params: Vec<(Rc<str>, (u32, u32))>) {
+        self.params = params;
+    }
+
+    /// The method.
+    pub fn method(&self) -> Method {
+        self.method
+    }
+
+    /// The method as sent (useful for [`Method::Other`]).
+    pub fn method_str(&self) -> &str {
+        as_str(slice(&self.head, self.method_pos))
+    }
+
+    /// The request target as sent: path and query, raw (not percent-decoded).
+    pub fn target(&self) -> &str {
+        as_str(slice(&self.head, self.target))
+    }
+
+    pub(crate) fn head_bytes(&self) -> &Bytes {
+        &self.head
+    }
+
+    /// The path, without the query; for an absolute-form target
+    /// (`http://host/path`), the path part.
+    pub fn path(&self) -> &str {
+        let target = self.target();
+        let target = match target.find("://") {
+            Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
+            None => target,
+        };
+        target.split_once('?').map_or(target, |(p, _)| p)
+    }
+
+    /// The raw query string (after `?`), if any.
+    pub fn query(&self) -> Option<&str> {
+        self.target().split_once('?').map(|(_, q)| q)
+    }
+
+    /// The query as `(name, value)` pairs, percent-decoded (`+` is a space).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        self.query()
+            .map(|q| {
+                q.split('&')
+                    .filter(|p| !p.is_empty())
+                    .map(|p| {
+                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                        (percent_decode(k), percent_decode(v))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// A path parameter captured by the route (`:name` or `*name`).
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params
+            .iter()
+            .find(|(n, _)| &**n == name)
+            .map(|(_, pos)| as_str(slice(&self.head, *pos)))
+    }
+
+    /// `"HTTP/1.0"` or `"HTTP/1.1"`.
+    pub fn version(&self) -> &'static str {
+        if self.minor == 0 {
+            "HTTP/1.0"
+        } else {
+            "HTTP/1.1"
+        }
+    }
+
+    /// The first value of a header, by case-insensitive name; `None` if
+    /// absent or not valid UTF-8.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.header_bytes(name).and_then(|v| std::str::from_utf8(v).ok())
+    }
+
+    /// The first value of a header as raw bytes.
+    pub fn header_bytes(&self, name: &str) -> Option<&[u8]> {
+        self.headers()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    }
+
+    /// Every header, in order, as `(name, value)`.
+    pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
+        self.fields[..self.field_count as usize]
+            .iter()
+            .map(|f| (as_str(slice(&self.head, f.name)), slice(&self.head, f.value)))
+    }
+
+    /// The peer's address.
+    pub fn peer_addr(&self) -> SocketAddr {
+        self.peer
+    }
+
+    /// The declared body length (`Some(0)` for no body; `None` for chunked).
+    pub fn content_length(&self) -> Option<u64> {
+        self.content_length
+    }
+
+    /// Collects the whole body (up to the server's body limit: a longer body
+    /// was already refused with 413, or fails here for a chunked one).
+    pub async fn body(&mut self) -> io::Result<Bytes> {
+        match std::mem::replace(&mut self.body, Body::Taken) {
+            Body::Empty => Ok(Bytes::new()),
+            Body::Full(b) => Ok(b),
+            Body::Taken => Err(io::Error::other("the request body was already taken")),
+            Body::Streaming(chan) => {
+                let result = poll_fn(|cx| {
+                    let mut c = chan.borrow_mut();
+                    if let Some((kind, why)) = c.error {
+                        return Poll::Ready(Err(io::Error::new(kind, why)));
+                    }
+                    if c.done {
+                        return Poll::Ready(Ok(c.data.split().freeze()));
+                    }
+                    c.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await;
+                chan.borrow_mut().abandoned = true;
+                result
+            }
+        }
+    }
+
+    /// Reads the body piece by piece as it arrives: `None` at the end.
+    pub async fn body_chunk(&mut self) -> Option<io::Result<Bytes>> {
+        match &self.body {
+            Body::Empty | Body::Taken => None,
+            Body::Full(_) => match std::mem::replace(&mut self.body, Body::Taken) {
+                Body::Full(b) => Some(Ok(b)),
+                _ => unreachable!(),
+            },
+            Body::Streaming(chan) => {
+                let chan = chan.clone();
+                let r = poll_fn(|cx| {
+                    let mut c = chan.borrow_mut();
+                    if !c.data.is_empty() {
+                        return Poll::Ready(Some(Ok(c.data.split().freeze())));
+                    }
+                    if let Some((kind, why)) = c.error {
+                        return Poll::Ready(Some(Err(io::Error::new(kind, why))));
+                    }
+                    if c.done {
+                        return Poll::Ready(None);
+                    }
+                    c.waker = Some(cx.waker().clone());
+                    Poll::Pending
+                })
+                .await;
+                if !matches!(r, Some(Ok(_))) {
+                    chan.borrow_mut().abandoned = true;
+                    self.body = Body::Taken;
+                }
+                r
+            }
+        }
+    }
+}
+
+impl Drop for Request {
+    fn drop(&mut self) {
+        if let Body::Streaming(chan) = &self.body {
+            let mut c = chan.borrow_mut();
+            c.abandoned = true;
+            c.data = BytesMut::new();
+        }
+    }
+}
+
+impl fmt::Debug for Request {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Request")
+            .field("method", &self.method_str())
+            .field("target", &self.target())
+            .field("version", &self.version())
+            .field("peer", &self.peer)
+            .finish()
+    }
+}
+
+/// Decodes `%XX` escapes and `+` (as space); invalid escapes stay as they are.
+pub fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                let hex = |c: u8| (c as char).to_digit(16);
+                match (hex(b[i + 1]), hex(b[i + 2])) {
+                    (Some(h), Some(l)) => {
+                        out.push((h * 16 + l) as u8);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}

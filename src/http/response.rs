@@ -1,0 +1,369 @@
+//! The response a handler returns, and its serialisation.
+//!
+//! Owns: status, headers and body of one response, and writing them as
+//! HTTP/1.1 bytes. Must never: copy a body that is already `Bytes` or
+//! `'static` (they are queued as they are), or emit a header value with CR or
+//! LF in it (response splitting).
+
+use std::borrow::Cow;
+use std::fmt;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::sync::mpsc;
+
+/// A response body.
+pub enum Body {
+    /// No body.
+    Empty,
+    /// A body that is known up front.
+    Full(Bytes),
+    /// A body sent as it is produced, with chunked transfer encoding; each
+    /// item is one chunk (empty items are skipped). Ends when every sender is
+    /// dropped.
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Full(b) => write!(f, "Full({} bytes)", b.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(s: &'static str) -> Body {
+        Body::Full(Bytes::from_static(s.as_bytes()))
+    }
+}
+impl From<&'static [u8]> for Body {
+    fn from(s: &'static [u8]) -> Body {
+        Body::Full(Bytes::from_static(s))
+    }
+}
+impl From<String> for Body {
+    fn from(s: String) -> Body {
+        Body::Full(Bytes::from(s))
+    }
+}
+impl From<Vec<u8>> for Body {
+    fn from(v: Vec<u8>) -> Body {
+        Body::Full(Bytes::from(v))
+    }
+}
+impl From<Bytes> for Body {
+    fn from(b: Bytes) -> Body {
+        Body::Full(b)
+    }
+}
+
+/// An HTTP response.
+#[derive(Debug)]
+pub struct Response {
+    status: u16,
+    content_type: Option<Cow<'static, str>>,
+    headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
+    body: Body,
+}
+
+fn check_header(name: &str, value: &str) {
+    assert!(
+        !name.is_empty() && name.bytes().all(|b| b.is_ascii_graphic() && b != b':'),
+        "invalid response header name {name:?}"
+    );
+    assert!(
+        value.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+        "invalid response header value for {name}: CR, LF and control bytes are not allowed"
+    );
+}
+
+impl Response {
+    /// A response with `status` and no body.
+    pub fn status(status: u16) -> Response {
+        assert!((100..=999).contains(&status), "invalid status code {status}");
+        Response {
+            status,
+            content_type: None,
+            headers: Vec::new(),
+            body: Body::Empty,
+        }
+    }
+
+    /// 200 with a `text/plain; charset=utf-8` body.
+    pub fn text(body: impl Into<Body>) -> Response {
+        Response::status(200)
+            .content_type("text/plain; charset=utf-8")
+            .body(body)
+    }
+
+    /// 200 with an `application/json` body (already serialised).
+    pub fn json(body: impl Into<Body>) -> Response {
+        Response::status(200).content_type("application/json").body(body)
+    }
+
+    /// 200 with an `application/octet-stream` body.
+    pub fn bytes(body: impl Into<Body>) -> Response {
+        Response::status(200)
+            .content_type("application/octet-stream")
+            .body(body)
+    }
+
+    /// 200 with a body streamed from a channel in chunks (Server-Sent Events
+    /// and other long responses). Pair with `content_type`.
+    pub fn stream(chunks: mpsc::Receiver<Bytes>) -> Response {
+        Response::status(200).body(Body::Stream(chunks))
+    }
+
+    /// Sets the status code.
+    pub fn with_status(mut self, status: u16) -> Response {
+        assert!((100..=999).contains(&status), "invalid status code {status}");
+        self.status = status;
+        self
+    }
+
+    /// Sets `Content-Type`.
+    pub fn content_type(mut self, value: impl Into<Cow<'static, str>>) -> Response {
+        let value = value.into();
+        check_header("content-type", &value);
+        self.content_type = Some(value);
+        self
+    }
+
+    /// Adds a header. Panics on a name or value that is not allowed (CR, LF,
+    /// control bytes): a handler bug, answered with 500 by the server.
+    /// `Content-Length`, `Transfer-Encoding`, `Date` and `Connection` are the
+    /// server's to write and are ignored here.
+    pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Response {
+        let (name, value) = (name.into(), value.into());
+        check_header(&name, &value);
+        let reserved = ["content-length", "transfer-encoding", "date", "connection"];
+        if !reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    /// Sets the body.
+    pub fn body(mut self, body: impl Into<Body>) -> Response {
+        self.body = body.into();
+        self
+    }
+
+    /// The status code.
+    pub fn status_code(&self) -> u16 {
+        self.status
+    }
+
+    /// The value of a header set on this response.
+    pub fn header_value(&self, name: &str) -> Option<&str> {
+        if name.eq_ignore_ascii_case("content-type") {
+            return self.content_type.as_deref();
+        }
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| &**v)
+    }
+
+    pub(crate) fn take_body(&mut self) -> Body {
+        std::mem::replace(&mut self.body, Body::Empty)
+    }
+
+    /// Writes the status line and headers. Statuses that never have a body
+    /// (1xx, 204, 304) get no framing header.
+    pub(crate) fn write_head(&self, out: &mut BytesMut, date: &[u8], framing: Framing, close: bool, minor: u8) {
+        out.put_slice(status_line(self.status));
+        out.put_slice(b"Date: ");
+        out.put_slice(date);
+        out.put_slice(b"\r\n");
+        if has_body(self.status) {
+            match framing {
+                Framing::Length(n) => {
+                    out.put_slice(b"Content-Length: ");
+                    put_decimal(out, n);
+                    out.put_slice(b"\r\n");
+                }
+                Framing::Chunked => out.put_slice(b"Transfer-Encoding: chunked\r\n"),
+                Framing::CloseDelimited => {}
+            }
+        }
+        if let Some(ct) = &self.content_type {
+            out.put_slice(b"Content-Type: ");
+            out.put_slice(ct.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        for (n, v) in &self.headers {
+            out.put_slice(n.as_bytes());
+            out.put_slice(b": ");
+            out.put_slice(v.as_bytes());
+            out.put_slice(b"\r\n");
+        }
+        if close {
+            out.put_slice(b"Connection: close\r\n");
+        } else if minor == 0 {
+            out.put_slice(b"Connection: keep-alive\r\n");
+        }
+        out.put_slice(b"\r\n");
+    }
+}
+
+/// How a response body's end is marked.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Framing {
+    Length(u64),
+    Chunked,
+    /// HTTP/1.0 streaming: the body ends when the connection closes.
+    CloseDelimited,
+}
+
+/// Whether a response with this status carries a body (RFC 9110 §6.4.1).
+pub(crate) fn has_body(status: u16) -> bool {
+    !(100..200).contains(&status) && status != 204 && status != 304
+}
+
+pub(crate) fn put_hex(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 16];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b"0123456789abcdef"[(n % 16) as usize];
+        n /= 16;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
+pub(crate) fn put_decimal(out: &mut BytesMut, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.put_slice(&digits[i..]);
+}
+
+/// The reason phrase of a status code ("" for unknown codes).
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+fn status_line(status: u16) -> &'static [u8] {
+    macro_rules! lines {
+        ($($code:literal => $text:literal),* $(,)?) => {
+            match status {
+                $($code => concat!("HTTP/1.1 ", stringify!($code), " ", $text, "\r\n").as_bytes(),)*
+                _ => return dynamic_status_line(status),
+            }
+        };
+    }
+    lines! {
+        200 => "OK", 201 => "Created", 204 => "No Content", 301 => "Moved Permanently",
+        302 => "Found", 304 => "Not Modified", 400 => "Bad Request", 404 => "Not Found",
+        405 => "Method Not Allowed", 408 => "Request Timeout", 413 => "Content Too Large",
+        414 => "URI Too Long", 417 => "Expectation Failed", 431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error", 501 => "Not Implemented", 503 => "Service Unavailable",
+        505 => "HTTP Version Not Supported",
+    }
+}
+
+/// Status lines for codes outside the table are built once and kept: a
+/// handful of distinct codes at most, leaked on purpose.
+fn dynamic_status_line(status: u16) -> &'static [u8] {
+    thread_local! {
+        static LINES: std::cell::RefCell<Vec<(u16, &'static [u8])>> = const { std::cell::RefCell::new(Vec::new()) };
+    }
+    LINES.with(|l| {
+        if let Some((_, line)) = l.borrow().iter().find(|(s, _)| *s == status) {
+            return *line;
+        }
+        let line: &'static [u8] = format!("HTTP/1.1 {status} {}\r\n", reason(status)).into_bytes().leak();
+        l.borrow_mut().push((status, line));
+        line
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serialises_head() {
+        let r = Response::text("hi").header("X-A", "b");
+        let mut out = BytesMut::new();
+        r.write_head(&mut out, b"Tue, 24 Nov 2026 12:00:00 GMT", Framing::Length(2), false, 1);
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 200 OK\r\nDate: Tue, 24 Nov 2026 12:00:00 GMT\r\nContent-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\n\r\n"
+        );
+        let mut out = BytesMut::new();
+        Response::status(204).write_head(&mut out, b"D", Framing::Length(0), true, 0);
+        assert_eq!(
+            &out[..],
+            b"HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: close\r\n\r\n"
+        );
+        let mut out = BytesMut::new();
+        Response::status(418).write_head(&mut out, b"D", Framing::Length(0), false, 1);
+        assert!(out.starts_with(b"HTTP/1.1 418 \r\n"));
+    }
+
+    #[test]
+    #[should_panic(expected = "CR, LF")]
+    fn header_injection_is_refused() {
+        let _ = Response::text("x").header("X", "a\r\nSet-Cookie: evil");
+    }
+
+    #[test]
+    fn decimal() {
+        for n in [0u64, 7, 10, 13, 99999, u64::MAX] {
+            let mut out = BytesMut::new();
+            put_decimal(&mut out, n);
+            assert_eq!(std::str::from_utf8(&out).unwrap(), n.to_string());
+        }
+    }
+}

@@ -1,0 +1,1301 @@
+//! The HTTP server: builder, accept loop, and the driver of every connection.
+//!
+//! Owns: the listener, the slab of connections, the buffer pool, the cached
+//! `Date`, the counters, and graceful shutdown. Must never: accept past the
+//! connection limit (the listener is paused, not spun), let one connection's
+//! failure touch another, or keep a connection without a timer bounding it
+//! (except while its own handler runs).
+//!
+//! The reactor calls [`ServerInner::on_ready`] with a connection's key; the
+//! connection is advanced as far as it can go in one call: write what is
+//! queued, read what arrived, parse and answer every complete request in
+//! order, write again. Handlers that finish on their first poll are answered
+//! in that same call; the others become tasks that call
+//! [`ServerInner::complete`] when done.
+
+use std::cell::{Cell, RefCell};
+use std::future::{poll_fn, Future};
+use std::io;
+use std::net::{SocketAddr, ToSocketAddrs};
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll, Waker};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use mio::{Interest, Token};
+use slab::Slab;
+
+use super::connection::{BodyFraming, BodyReader, Connection, Streaming};
+use super::date::DateCache;
+use super::parse::{self, BodyKind};
+use super::request::{Body as RequestBody, BodyChannel, Method, Request};
+use super::response::{self, Body, Framing, Response};
+use super::router::{Handler, Routed, Router, Started};
+use super::stats::{add, Counters, Stats};
+use crate::executor::{Core, Expiry, TimerTarget};
+use crate::reactor::{Dispatch, Driven, Ready};
+use crate::timer::TimerKey;
+
+/// Limits and timeouts; see `docs/http.md` for the defaults and why.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Connections open at once; the listener pauses at the limit.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers), in bytes: 414/431 past it.
+    pub max_head: usize,
+    /// Largest request body, in bytes: 413 past it.
+    pub max_body: u64,
+    /// Time to receive a whole request head, from its first byte (408).
+    pub header_timeout: Duration,
+    /// Longest pause between two reads of a request body (408).
+    pub body_timeout: Duration,
+    /// How long an idle keep-alive connection is kept.
+    pub keep_alive_timeout: Duration,
+    /// Longest pause in writing to a client that does not read.
+    pub write_timeout: Duration,
+    /// Output queued per connection before pipelined requests stop being
+    /// parsed (and a streamed response waits).
+    pub output_high_watermark: usize,
+    /// Handlers pending at once (as tasks) before new ones get 503.
+    pub max_in_flight: Option<usize>,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Size of the pooled read and write buffers.
+    pub buffer_size: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: 100_000,
+            max_head: 16 * 1024,
+            max_body: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(30),
+            output_high_watermark: 64 * 1024,
+            max_in_flight: None,
+            shutdown_timeout: Duration::from_secs(10),
+            buffer_size: 8 * 1024,
+        }
+    }
+}
+
+/// How long an unanswered client may keep sending after the server decided
+/// to close (lingering close), before the socket is closed anyway.
+const LINGER: Duration = Duration::from_secs(2);
+/// Connections accepted per readiness event before yielding to others.
+const ACCEPT_BUDGET: usize = 128;
+/// Pause after `accept` fails for lack of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+/// Free buffers the pool keeps.
+const POOL_KEEP: usize = 256;
+
+/// Timer values that are not connection keys.
+const TIMER_DATE: usize = usize::MAX;
+const TIMER_ACCEPT: usize = usize::MAX - 1;
+const TIMER_SHUTDOWN: usize = usize::MAX - 2;
+/// The listener's `data` in the reactor.
+const LISTENER: usize = usize::MAX;
+
+type Before = Box<dyn Fn(&mut Request) -> Option<Response>>;
+type After = Box<dyn Fn(Response) -> Response>;
+
+/// An HTTP/1.1 server on solo's reactor. Build it, then `run()` (its own
+/// runtime on this thread) or `serve().await` (inside yours).
+///
+/// ```no_run
+/// use solo::http::{Request, Response, Server};
+/// Server::bind("127.0.0.1:8080")?
+///     .get("/", |_req: Request| async { Response::text("Hello, World!") })
+///     .get("/users/:id", |req: Request| async move {
+///         Response::text(format!("user {}", req.param("id").unwrap()))
+///     })
+///     .post("/echo", |mut req: Request| async move { req.body().await.map(Response::bytes) })
+///     .run()
+/// # ; Ok::<(), std::io::Error>(())
+/// ```
+pub struct Server {
+    listener: std::net::TcpListener,
+    router: Router,
+    before: Vec<Before>,
+    after: Vec<After>,
+    config: Config,
+    shutdown: ShutdownHandle,
+    counters: Rc<Counters>,
+}
+
+impl Server {
+    /// Binds the listening socket now (so a taken port fails here).
+    pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<Server> {
+        Self::from_listener(std::net::TcpListener::bind(addr)?)
+    }
+
+    /// Serves on an already bound listener.
+    pub fn from_listener(listener: std::net::TcpListener) -> io::Result<Server> {
+        listener.set_nonblocking(true)?;
+        Ok(Server {
+            listener,
+            router: Router::default(),
+            before: Vec::new(),
+            after: Vec::new(),
+            config: Config::default(),
+            shutdown: ShutdownHandle::new(),
+            counters: Rc::new(Counters::default()),
+        })
+    }
+
+    /// The bound address (useful after binding port 0).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Adds a route. Patterns are `/literal`, `/:param` and a final `/*rest`.
+    pub fn route<H: Handler>(mut self, method: Method, pattern: &str, handler: H) -> Server {
+        self.router.add(method, pattern, handler);
+        self
+    }
+
+    /// `GET` route (also answers `HEAD`, without the body).
+    pub fn get<H: Handler>(self, pattern: &str, handler: H) -> Server {
+        self.route(Method::Get, pattern, handler)
+    }
+
+    /// `POST` route.
+    pub fn post<H: Handler>(self, pattern: &str, handler: H) -> Server {
+        self.route(Method::Post, pattern, handler)
+    }
+
+    /// `PUT` route.
+    pub fn put<H: Handler>(self, pattern: &str, handler: H) -> Server {
+        self.route(Method::Put, pattern, handler)
+    }
+
+    /// `DELETE` route.
+    pub fn delete<H: Handler>(self, pattern: &str, handler: H) -> Server {
+        self.route(Method::Delete, pattern, handler)
+    }
+
+    /// `PATCH` route.
+    pub fn patch<H: Handler>(self, pattern: &str, handler: H) -> Server {
+        self.route(Method::Patch, pattern, handler)
+    }
+
+    /// A hook run before routing, in the order added. Returning a response
+    /// answers the request with it (authentication, rate limits); returning
+    /// `None` goes on. It may modify the request.
+    pub fn before(mut self, hook: impl Fn(&mut Request) -> Option<Response> + 'static) -> Server {
+        self.before.push(Box::new(hook));
+        self
+    }
+
+    /// A hook run on every response (handlers', and the server's own 404,
+    /// 405, 503...), in the order added: add headers, log.
+    pub fn after(mut self, hook: impl Fn(Response) -> Response + 'static) -> Server {
+        self.after.push(Box::new(hook));
+        self
+    }
+
+    /// Replaces the limits and timeouts.
+    pub fn config(mut self, config: Config) -> Server {
+        assert!(
+            config.max_head >= 64 && config.buffer_size >= 512,
+            "limits too small to serve anything"
+        );
+        self.config = config;
+        self
+    }
+
+    /// The current limits and timeouts.
+    pub fn current_config(&self) -> &Config {
+        &self.config
+    }
+
+    /// A handle that stops the server gracefully, from any thread.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.shutdown.clone()
+    }
+
+    /// A handle to this server's figures, readable while it runs (on its
+    /// thread).
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.counters.clone())
+    }
+
+    /// Serves until shut down, on the current solo runtime.
+    pub async fn serve(self) -> io::Result<()> {
+        let core = Core::current();
+        let mut listener = mio::net::TcpListener::from_std(self.listener);
+        let inner = Rc::new(ServerInner {
+            core: core.clone(),
+            config: self.config,
+            router: self.router,
+            before: self.before,
+            after: self.after,
+            listener: RefCell::new(None),
+            conns: RefCell::new(Slab::new()),
+            pool: RefCell::new(Vec::new()),
+            date: RefCell::new(DateCache::new()),
+            counters: self.counters,
+            shutdown: self.shutdown,
+            draining: Cell::new(false),
+            next_id: Cell::new(0),
+            in_flight: Cell::new(0),
+            accept_paused: Cell::new(false),
+            accept_retry: Cell::new(false),
+            serve_waker: RefCell::new(None),
+            timers: RefCell::new(Vec::new()),
+        });
+        let token = core
+            .reactor
+            .register_driven(&mut listener, Interest::READABLE, inner.clone(), LISTENER)?;
+        *inner.listener.borrow_mut() = Some((listener, token));
+        inner.set_server_timer(Duration::from_secs(1), TIMER_DATE);
+        let _cleanup = Cleanup(inner.clone());
+        // The first edge may have come before registration finished.
+        inner.accept();
+        poll_fn(|cx| inner.poll_serve(cx)).await;
+        Ok(())
+    }
+
+    /// Runs the server on a new runtime on this thread until SIGINT or
+    /// SIGTERM (a second signal stops at once) or a shutdown handle says so.
+    pub fn run(self) -> io::Result<()> {
+        let rt = crate::Runtime::new()?;
+        let _signals = signals::install(self.shutdown.clone())?;
+        rt.block_on(self.serve())
+    }
+}
+
+/// Breaks the reference cycles (reactor → server, wheel → server) when
+/// `serve` ends, however it ends.
+struct Cleanup(Rc<ServerInner>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let inner = &self.0;
+        inner.close_listener();
+        let keys: Vec<usize> = inner.conns.borrow().iter().map(|(k, _)| k).collect();
+        for key in keys {
+            inner.close(key);
+        }
+        let timers = std::mem::take(&mut *inner.timers.borrow_mut());
+        let mut wheel = inner.core.timers.borrow_mut();
+        for key in timers {
+            drop(wheel.cancel(key));
+        }
+    }
+}
+
+/// Stops a server gracefully; cloneable and usable from any thread.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle(Arc<ShutdownShared>);
+
+#[derive(Debug, Default)]
+struct ShutdownShared {
+    /// 0 running, 1 graceful shutdown asked, 2 immediate stop asked.
+    state: AtomicU8,
+    waker: Mutex<Option<Waker>>,
+}
+
+impl ShutdownHandle {
+    fn new() -> ShutdownHandle {
+        ShutdownHandle(Arc::new(ShutdownShared::default()))
+    }
+
+    /// Stops accepting, closes idle connections, lets in-flight requests
+    /// finish (up to `Config::shutdown_timeout`), then ends `serve`.
+    pub fn shutdown(&self) {
+        self.raise(1);
+    }
+
+    /// Closes every connection now and ends `serve`.
+    pub fn stop_now(&self) {
+        self.raise(2);
+    }
+
+    fn raise(&self, level: u8) {
+        self.0.state.fetch_max(level, Ordering::AcqRel);
+        if let Some(w) = self.0.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            w.wake();
+        }
+    }
+
+    fn level(&self) -> u8 {
+        self.0.state.load(Ordering::Acquire)
+    }
+
+    fn register(&self, waker: &Waker) {
+        *self.0.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+    }
+}
+
+/// Reads a running server's figures.
+#[derive(Clone)]
+pub struct StatsHandle(Rc<Counters>);
+
+impl StatsHandle {
+    /// The figures now, with the process's RSS and CPU time read from the OS.
+    pub fn snapshot(&self) -> Stats {
+        self.0.snapshot()
+    }
+}
+
+/// What a connection's single timer is bounding.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Wait {
+    Idle,
+    Head,
+    Body,
+    Write,
+    Linger,
+}
+
+pub(crate) struct ServerInner {
+    core: Rc<Core>,
+    config: Config,
+    router: Router,
+    before: Vec<Before>,
+    after: Vec<After>,
+    listener: RefCell<Option<(mio::net::TcpListener, Token)>>,
+    conns: RefCell<Slab<Conn>>,
+    pool: RefCell<Vec<BytesMut>>,
+    date: RefCell<DateCache>,
+    counters: Rc<Counters>,
+    shutdown: ShutdownHandle,
+    draining: Cell<bool>,
+    next_id: Cell<u32>,
+    in_flight: Cell<usize>,
+    accept_paused: Cell<bool>,
+    /// A `TIMER_ACCEPT` is set.
+    accept_retry: Cell<bool>,
+    serve_waker: RefCell<Option<Waker>>,
+    /// Server-wide timers (date, accept retry, shutdown deadline).
+    timers: RefCell<Vec<TimerKey>>,
+}
+
+/// A connection and what its timer is for.
+pub(crate) struct Conn {
+    c: Connection,
+    wait: Option<Wait>,
+    lingering: bool,
+}
+
+/// Why a connection must close now.
+struct Close;
+
+impl Driven for ServerInner {
+    fn on_ready(self: Rc<Self>, _token: Token, data: usize, ready: Ready) -> Dispatch {
+        if data == LISTENER {
+            return self.accept();
+        }
+        {
+            let mut conns = self.conns.borrow_mut();
+            let Some(conn) = conns.get_mut(data) else {
+                return Dispatch::Done;
+            };
+            if ready.intersects(Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR) {
+                conn.c.readable = true;
+            }
+            if ready.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR) {
+                conn.c.writable = true;
+            }
+        }
+        self.drive(data);
+        Dispatch::Done
+    }
+}
+
+impl TimerTarget for ServerInner {
+    fn on_timer(self: Rc<Self>, data: usize) {
+        match data {
+            TIMER_DATE => {
+                self.date.borrow_mut().refresh();
+                self.forget_timer_fired();
+                if !self.draining.get() || !self.conns.borrow().is_empty() {
+                    self.set_server_timer(Duration::from_secs(1), TIMER_DATE);
+                }
+            }
+            TIMER_ACCEPT => {
+                self.forget_timer_fired();
+                self.accept_retry.set(false);
+                self.accept_paused.set(false);
+                if self.accept() == Dispatch::Again {
+                    self.set_server_timer(Duration::ZERO, TIMER_ACCEPT);
+                }
+            }
+            TIMER_SHUTDOWN => {
+                self.forget_timer_fired();
+                let keys: Vec<usize> = self.conns.borrow().iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.close(key);
+                }
+            }
+            key => self.on_connection_timer(key),
+        }
+    }
+}
+
+impl ServerInner {
+    fn poll_serve(self: &Rc<Self>, cx: &mut Context<'_>) -> Poll<()> {
+        self.shutdown.register(cx.waker());
+        *self.serve_waker.borrow_mut() = Some(cx.waker().clone());
+        match self.shutdown.level() {
+            0 => {}
+            1 if !self.draining.get() => self.begin_shutdown(),
+            1 => {}
+            _ => {
+                self.draining.set(true);
+                self.close_listener();
+                let keys: Vec<usize> = self.conns.borrow().iter().map(|(k, _)| k).collect();
+                for key in keys {
+                    self.close(key);
+                }
+            }
+        }
+        if self.draining.get() && self.conns.borrow().is_empty() {
+            return Poll::Ready(());
+        }
+        Poll::Pending
+    }
+
+    fn begin_shutdown(self: &Rc<Self>) {
+        self.draining.set(true);
+        self.close_listener();
+        let mut idle = Vec::new();
+        for (key, conn) in self.conns.borrow_mut().iter_mut() {
+            let c = &mut conn.c;
+            if c.ready_for_next() && c.read_buf.is_empty() && c.out.is_empty() {
+                idle.push(key);
+            }
+        }
+        for key in idle {
+            self.close(key);
+        }
+        // The rest finish the request they are on; their response says
+        // Connection: close.
+        self.set_server_timer(self.config.shutdown_timeout, TIMER_SHUTDOWN);
+    }
+
+    fn close_listener(&self) {
+        if let Some((mut listener, token)) = self.listener.borrow_mut().take() {
+            self.core.reactor.deregister(&mut listener, token);
+        }
+    }
+
+    fn set_server_timer(self: &Rc<Self>, after: Duration, what: usize) {
+        if what == TIMER_ACCEPT && self.accept_retry.replace(true) {
+            return;
+        }
+        let tick = self.core.deadline_tick(Instant::now() + after);
+        let key = self
+            .core
+            .timers
+            .borrow_mut()
+            .insert(tick, Expiry::Call(self.clone(), what));
+        self.timers.borrow_mut().push(key);
+    }
+
+    /// Drops fired keys from the server-wide timer list.
+    fn forget_timer_fired(&self) {
+        let wheel = self.core.timers.borrow();
+        self.timers.borrow_mut().retain(|k| wheel.contains(*k));
+    }
+
+    fn accept(self: &Rc<Self>) -> Dispatch {
+        for _ in 0..ACCEPT_BUDGET {
+            if self.accept_paused.get() || self.draining.get() {
+                return Dispatch::Done;
+            }
+            if self.conns.borrow().len() >= self.config.max_connections {
+                // Paused: the next close resumes accepting (never a busy loop).
+                self.accept_paused.set(true);
+                return Dispatch::Done;
+            }
+            let accepted = match self.listener.borrow().as_ref() {
+                Some((l, _)) => l.accept(),
+                None => return Dispatch::Done,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(e) = self.add_connection(stream, peer) {
+                        add(&self.counters.accept_errors, 1);
+                        if is_resource_error(&e) {
+                            self.pause_accept();
+                            return Dispatch::Done;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Dispatch::Done,
+                Err(e) if is_resource_error(&e) => {
+                    add(&self.counters.accept_errors, 1);
+                    self.pause_accept();
+                    return Dispatch::Done;
+                }
+                // ECONNABORTED and the like concern one connection only.
+                Err(_) => add(&self.counters.accept_errors, 1),
+            }
+        }
+        Dispatch::Again
+    }
+
+    /// Out of descriptors or memory: accepting again at once would fail again
+    /// (and spin). Retry after a pause on the wheel.
+    fn pause_accept(self: &Rc<Self>) {
+        self.accept_paused.set(true);
+        self.set_server_timer(ACCEPT_BACKOFF, TIMER_ACCEPT);
+    }
+
+    fn add_connection(self: &Rc<Self>, mut stream: mio::net::TcpStream, peer: SocketAddr) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        let mut conns = self.conns.borrow_mut();
+        let entry = conns.vacant_entry();
+        let key = entry.key();
+        let token = self.core.reactor.register_driven(
+            &mut stream,
+            Interest::READABLE | Interest::WRITABLE,
+            self.clone(),
+            key,
+        )?;
+        let id = self.next_id.get();
+        self.next_id.set(id.wrapping_add(1));
+        entry.insert(Conn {
+            c: Connection::new(stream, token, id, peer),
+            wait: None,
+            lingering: false,
+        });
+        add(&self.counters.accepted, 1);
+        add(&self.counters.active, 1);
+        let conn = &mut conns[key];
+        self.arm_timer(key, conn);
+        Ok(())
+    }
+
+    /// Advances connection `key` as far as it goes, and closes it if done.
+    fn drive(self: &Rc<Self>, key: usize) {
+        let close = {
+            let mut conns = self.conns.borrow_mut();
+            let Some(conn) = conns.get_mut(key) else { return };
+            let result = self.advance(key, conn);
+            if result.is_ok() {
+                self.arm_timer(key, conn);
+                self.release_idle_buffers(conn);
+            }
+            result.is_err()
+        };
+        if close {
+            self.close(key);
+        }
+    }
+
+    /// Writes, reads and processes until nothing moves.
+    fn advance(self: &Rc<Self>, key: usize, conn: &mut Conn) -> Result<(), Close> {
+        for _ in 0..16 {
+            let mut moved = false;
+            if conn.c.writable && !conn.c.out.is_empty() {
+                let n = conn.c.flush().map_err(|_| Close)?;
+                add(&self.counters.bytes_out, n as u64);
+                moved |= n > 0;
+                if n > 0 && conn.wait == Some(Wait::Write) {
+                    conn.wait = None; // progress: restart the write timer
+                }
+            }
+            if conn.c.out.len() < self.config.output_high_watermark {
+                // A stream waiting for room may go on.
+                if let Some(w) = conn.c.streaming.as_mut().and_then(|s| s.waker.take()) {
+                    w.wake();
+                }
+            }
+            if conn.c.out.is_empty() {
+                self.record_batch(&mut conn.c);
+                if conn.c.close_after_write && conn.c.pending.is_none() && conn.c.streaming.is_none() {
+                    if !conn.lingering {
+                        // Half-close, then read and discard until the client
+                        // closes too, so unread input cannot turn our close
+                        // into a reset that destroys the response in flight.
+                        let _ = conn.c.stream.shutdown(std::net::Shutdown::Write);
+                        conn.lingering = true;
+                        conn.wait = None;
+                    }
+                    conn.c.drain_socket();
+                    return Err(Close);
+                }
+            }
+            if conn.c.readable && !conn.c.read_closed && self.wants_input(&conn.c) {
+                if conn.c.read_buf.capacity() == 0 {
+                    conn.c.read_buf = self.take_buffer();
+                }
+                let max = self.read_limit(&conn.c);
+                let n = conn.c.fill(self.config.buffer_size, max).map_err(|_| Close)?;
+                add(&self.counters.bytes_in, n as u64);
+                moved |= n > 0;
+                if n > 0 && conn.wait == Some(Wait::Body) {
+                    conn.wait = None; // progress: restart the body timer
+                }
+            }
+            moved |= self.process(key, &mut conn.c)?;
+            if conn.c.read_closed && conn.c.out.is_empty() && conn.c.ready_for_next() {
+                // The client is done sending and everything it asked for is
+                // answered (a partial request left behind is dropped).
+                return Err(Close);
+            }
+            if conn.c.read_closed && conn.c.body.is_some() {
+                // The body can never be completed.
+                if let Some(ch) = conn.c.body.take().and_then(|b| b.channel) {
+                    ch.borrow_mut()
+                        .finish(Some((io::ErrorKind::UnexpectedEof, "client closed mid-body")));
+                }
+                conn.c.close_after_write = true;
+            }
+            if !moved {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether reading more is useful now.
+    fn wants_input(&self, c: &Connection) -> bool {
+        if c.body.is_some() {
+            return true;
+        }
+        // Keep reading pipelined requests only up to one head's worth while
+        // the output drains or a handler runs.
+        c.read_buf.len() < self.config.max_head
+            && (c.ready_for_next() || c.read_buf.len() < self.config.max_head)
+            && c.out.len() < self.config.output_high_watermark
+    }
+
+    fn read_limit(&self, c: &Connection) -> usize {
+        if c.body.is_some() {
+            c.read_buf.len() + self.config.buffer_size.max(64 * 1024)
+        } else {
+            self.config.max_head.max(c.read_buf.len() + 1)
+        }
+    }
+
+    /// Consumes buffered input: body bytes of the current request, then as
+    /// many complete requests as may be answered now. Returns whether
+    /// anything was consumed.
+    fn process(self: &Rc<Self>, key: usize, c: &mut Connection) -> Result<bool, Close> {
+        let mut moved = false;
+        loop {
+            if c.body.is_some() {
+                if c.read_buf.is_empty() {
+                    return Ok(moved);
+                }
+                moved = true;
+                self.feed_body(c);
+                if c.body.is_some() {
+                    return Ok(moved);
+                }
+                continue;
+            }
+            if !c.ready_for_next() || c.read_buf.is_empty() || c.out.len() >= self.config.output_high_watermark {
+                return Ok(moved);
+            }
+            match parse::parse_head(&c.read_buf, self.config.max_head) {
+                Ok(None) => return Ok(moved),
+                Err(e) => {
+                    add(&self.counters.parse_errors, 1);
+                    c.read_buf.clear();
+                    self.error_response(c, e.status(), e.reason(), 1);
+                    return Ok(true);
+                }
+                Ok(Some(head)) => {
+                    moved = true;
+                    self.dispatch(key, c, head);
+                }
+            }
+        }
+    }
+
+    /// Feeds buffered bytes to the body in progress.
+    fn feed_body(&self, c: &mut Connection) {
+        let Some(body) = c.body.as_mut() else { return };
+        let max_body = self.config.max_body;
+        let (consumed, done, error) = match &mut body.framing {
+            BodyFraming::Length(left) => {
+                let take = (*left).min(c.read_buf.len() as u64) as usize;
+                if let Some(ch) = &body.channel {
+                    ch.borrow_mut().push(&c.read_buf[..take]);
+                }
+                *left -= take as u64;
+                (take, *left == 0, None)
+            }
+            BodyFraming::Chunked(decoder) => {
+                let channel = &body.channel;
+                let received = &mut body.received;
+                let mut too_large = false;
+                let result = decoder.decode(&c.read_buf, |data| {
+                    *received += data.len() as u64;
+                    if *received > max_body {
+                        too_large = true;
+                    } else if let Some(ch) = channel {
+                        ch.borrow_mut().push(data);
+                    }
+                });
+                match result {
+                    Ok(_) if too_large => (0, false, Some((413, "request body too large"))),
+                    Ok(d) => (d.consumed, d.done, None),
+                    Err(why) => (0, false, Some((400, why))),
+                }
+            }
+        };
+        let _ = c.read_buf.split_to(consumed);
+        if let Some((status, why)) = error {
+            add(&self.counters.parse_errors, 1);
+            if let Some(ch) = c.body.take().and_then(|b| b.channel) {
+                let kind = if status == 413 {
+                    io::ErrorKind::FileTooLarge
+                } else {
+                    io::ErrorKind::InvalidData
+                };
+                ch.borrow_mut().finish(Some((kind, why)));
+            }
+            c.read_buf.clear();
+            // The handler (if still running) is abandoned: its request is
+            // broken, and the connection answers for it.
+            if let Some(task) = c.pending.take() {
+                task.abort();
+                self.in_flight.set(self.in_flight.get() - 1);
+            }
+            self.error_response(c, status, why, 1);
+        } else if done {
+            if let Some(ch) = c.body.take().and_then(|b| b.channel) {
+                ch.borrow_mut().finish(None);
+            }
+        }
+    }
+
+    /// Answers one parsed request head.
+    fn dispatch(self: &Rc<Self>, key: usize, c: &mut Connection, head: parse::Head) {
+        add(&self.counters.requests, 1);
+        let parsed_at = Instant::now();
+        let head_bytes = c.read_buf.split_to(head.len).freeze();
+        let minor = head.minor;
+        let keep_alive = head.keep_alive && !self.draining.get();
+        let head_only = head.method == Method::Head;
+        let body = match head.body {
+            BodyKind::None => RequestBody::Empty,
+            BodyKind::Length(n) if n > self.config.max_body => {
+                // Decided from Content-Length before reading a byte of it.
+                add(&self.counters.parse_errors, 1);
+                self.error_response(c, 413, "request body too large", minor);
+                return;
+            }
+            BodyKind::Length(n) if c.read_buf.len() as u64 >= n => {
+                RequestBody::Full(c.read_buf.split_to(n as usize).freeze())
+            }
+            kind => {
+                let channel = Rc::new(RefCell::new(BodyChannel::default()));
+                c.body = Some(Box::new(BodyReader::new(kind, Some(channel.clone()))));
+                if head.expect_continue {
+                    c.out.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                    self.counters.response(100);
+                }
+                RequestBody::Streaming(channel)
+            }
+        };
+        if c.batch_start.is_none() {
+            c.batch_start = Some(parsed_at);
+        }
+        let mut req = Request::new(head_bytes, &head, c.peer, body);
+        for hook in &self.before {
+            if let Some(resp) = hook(&mut req) {
+                self.queue_response(key, c, resp, head_only, keep_alive, minor);
+                return;
+            }
+        }
+        let head_ref = req.head_bytes().clone();
+        let path = req.path();
+        let path_start = (path.as_ptr() as usize - head_ref.as_ptr() as usize) as u32;
+        match self.router.route(req.method(), path, path_start) {
+            Routed::NotFound => {
+                let resp = Response::text("Not Found").with_status(404);
+                self.queue_response(key, c, resp, head_only, keep_alive, minor);
+            }
+            Routed::MethodNotAllowed(allow) => {
+                let resp = Response::text("Method Not Allowed")
+                    .with_status(405)
+                    .header("Allow", allow);
+                self.queue_response(key, c, resp, head_only, keep_alive, minor);
+            }
+            Routed::Found(endpoint, params) => {
+                req.set_params(params);
+                match panic::catch_unwind(AssertUnwindSafe(|| endpoint.start(req))) {
+                    Ok(Started::Ready(resp)) => self.queue_response(key, c, resp, head_only, keep_alive, minor),
+                    Ok(Started::Pending(future)) => {
+                        if self.config.max_in_flight.is_some_and(|max| self.in_flight.get() >= max) {
+                            drop(future);
+                            let resp = Response::text("Service Unavailable").with_status(503);
+                            self.queue_response(key, c, resp, head_only, keep_alive, minor);
+                        } else {
+                            self.in_flight.set(self.in_flight.get() + 1);
+                            let server = self.clone();
+                            let id = c.id;
+                            c.pending = Some(crate::spawn(async move {
+                                let result = CatchUnwind(future).await;
+                                server.complete(key, id, result, head_only, keep_alive, minor);
+                            }));
+                        }
+                    }
+                    Err(_) => {
+                        add(&self.counters.handler_panics, 1);
+                        self.error_response(c, 500, "Internal Server Error", minor);
+                    }
+                }
+            }
+        }
+    }
+
+    /// A pending handler finished (in its task).
+    fn complete(
+        self: &Rc<Self>,
+        key: usize,
+        id: u32,
+        result: Result<Response, ()>,
+        head_only: bool,
+        keep_alive: bool,
+        minor: u8,
+    ) {
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        {
+            let mut conns = self.conns.borrow_mut();
+            let Some(conn) = conns.get_mut(key).filter(|c| c.c.id == id) else {
+                return;
+            };
+            let c = &mut conn.c;
+            c.pending = None;
+            match result {
+                Ok(resp) => self.queue_response(key, c, resp, head_only, keep_alive && !self.draining.get(), minor),
+                Err(()) => {
+                    add(&self.counters.handler_panics, 1);
+                    self.error_response(c, 500, "Internal Server Error", minor);
+                }
+            }
+            c.writable = true; // try at once; WouldBlock puts it back
+        }
+        self.drive(key);
+    }
+
+    /// Queues a server-generated error and closes after it is written.
+    fn error_response(&self, c: &mut Connection, status: u16, reason: &'static str, minor: u8) {
+        let resp = Response::text(reason).with_status(status);
+        let resp = self.after.iter().fold(resp, |r, hook| hook(r));
+        self.write_response(c, resp, false, false, minor);
+    }
+
+    fn queue_response(
+        self: &Rc<Self>,
+        key: usize,
+        c: &mut Connection,
+        resp: Response,
+        head_only: bool,
+        keep_alive: bool,
+        minor: u8,
+    ) {
+        let resp = self.after.iter().fold(resp, |r, hook| hook(r));
+        if let Some(rx) = self.write_response(c, resp, head_only, keep_alive, minor) {
+            let server = self.clone();
+            let id = c.id;
+            let chunked = minor == 1;
+            let task = crate::spawn(async move { server.stream_body(key, id, rx, chunked).await });
+            c.streaming = Some(Box::new(Streaming { task, waker: None }));
+        }
+    }
+
+    /// Serialises a response; returns the channel of a streamed body, which
+    /// the caller hands to a task.
+    fn write_response(
+        &self,
+        c: &mut Connection,
+        mut resp: Response,
+        head_only: bool,
+        keep_alive: bool,
+        minor: u8,
+    ) -> Option<crate::sync::mpsc::Receiver<Bytes>> {
+        let status = resp.status_code();
+        self.counters.response(status);
+        if c.out.buf.capacity() == 0 {
+            c.out.buf = self.take_buffer();
+        }
+        let body = resp.take_body();
+        // An HTTP/1.0 client cannot take chunked: a stream is delimited by
+        // closing the connection instead.
+        let close = !keep_alive || (minor == 0 && matches!(body, Body::Stream(_)));
+        let date = self.date.borrow();
+        let with_body = response::has_body(status) && !head_only;
+        let stream = match body {
+            Body::Empty => {
+                resp.write_head(&mut c.out.buf, date.get(), Framing::Length(0), close, minor);
+                None
+            }
+            Body::Full(bytes) => {
+                resp.write_head(
+                    &mut c.out.buf,
+                    date.get(),
+                    Framing::Length(bytes.len() as u64),
+                    close,
+                    minor,
+                );
+                if with_body {
+                    c.out.push_body(bytes);
+                }
+                None
+            }
+            Body::Stream(rx) => {
+                let framing = if minor == 1 {
+                    Framing::Chunked
+                } else {
+                    Framing::CloseDelimited
+                };
+                resp.write_head(&mut c.out.buf, date.get(), framing, close, minor);
+                with_body.then_some(rx)
+            }
+        };
+        c.close_after_write |= close;
+        c.batch_len += 1;
+        stream
+    }
+
+    /// Feeds a streamed body from its channel into the connection, waiting
+    /// while the connection's output is above the high watermark.
+    async fn stream_body(
+        self: Rc<Self>,
+        key: usize,
+        id: u32,
+        mut rx: crate::sync::mpsc::Receiver<Bytes>,
+        chunked: bool,
+    ) {
+        while let Some(chunk) = rx.recv().await {
+            if chunk.is_empty() {
+                continue;
+            }
+            let alive = poll_fn(|cx| {
+                let mut conns = self.conns.borrow_mut();
+                match conns.get_mut(key).filter(|c| c.c.id == id) {
+                    None => Poll::Ready(false),
+                    Some(conn) if conn.c.out.len() < self.config.output_high_watermark => Poll::Ready(true),
+                    Some(conn) => {
+                        // Woken when the connection's output drains.
+                        if let Some(s) = conn.c.streaming.as_mut() {
+                            s.waker = Some(cx.waker().clone());
+                        }
+                        Poll::Pending
+                    }
+                }
+            })
+            .await;
+            if !alive {
+                return;
+            }
+            {
+                let mut conns = self.conns.borrow_mut();
+                let Some(conn) = conns.get_mut(key).filter(|c| c.c.id == id) else {
+                    return;
+                };
+                let out = &mut conn.c.out;
+                if chunked {
+                    response::put_hex(&mut out.buf, chunk.len() as u64);
+                    out.buf.extend_from_slice(b"\r\n");
+                    out.push_body(chunk);
+                    out.buf.extend_from_slice(b"\r\n");
+                } else {
+                    out.push_body(chunk);
+                }
+                conn.c.writable = true;
+            }
+            self.drive(key);
+        }
+        {
+            let mut conns = self.conns.borrow_mut();
+            let Some(conn) = conns.get_mut(key).filter(|c| c.c.id == id) else {
+                return;
+            };
+            if chunked {
+                conn.c.out.buf.extend_from_slice(b"0\r\n\r\n");
+            }
+            conn.c.streaming = None;
+            conn.c.writable = true;
+        }
+        self.drive(key);
+    }
+
+    /// Latency of the responses just written: from the first request of the
+    /// batch parsed to the last byte handed to the kernel.
+    fn record_batch(&self, c: &mut Connection) {
+        if let Some(start) = c.batch_start.take() {
+            if c.pending.is_none() && c.streaming.is_none() && c.body.is_none() {
+                let micros = start.elapsed().as_micros() as u64;
+                for _ in 0..c.batch_len.max(1) {
+                    self.counters.latency.record(micros);
+                }
+                c.batch_len = 0;
+            } else {
+                c.batch_start = Some(start);
+            }
+        }
+    }
+
+    /// Arms the connection's one timer for what it is waiting for; a timer
+    /// already bounding the same wait is kept (so a trickle of bytes cannot
+    /// extend a header deadline).
+    fn arm_timer(self: &Rc<Self>, key: usize, conn: &mut Conn) {
+        let c = &conn.c;
+        let want = if conn.lingering {
+            Some((Wait::Linger, LINGER))
+        } else if !c.out.is_empty() && !c.writable {
+            Some((Wait::Write, self.config.write_timeout))
+        } else if c.body.is_some() {
+            Some((Wait::Body, self.config.body_timeout))
+        } else if c.pending.is_some() || c.streaming.is_some() {
+            None
+        } else if !c.read_buf.is_empty() {
+            Some((Wait::Head, self.config.header_timeout))
+        } else {
+            Some((Wait::Idle, self.config.keep_alive_timeout))
+        };
+        if want.map(|(w, _)| w) == conn.wait && conn.c.timer.is_some() {
+            return;
+        }
+        if let Some(old) = conn.c.timer.take() {
+            drop(self.core.timers.borrow_mut().cancel(old));
+        }
+        conn.wait = want.map(|(w, _)| w);
+        if let Some((_, after)) = want {
+            let tick = self.core.deadline_tick(Instant::now() + after);
+            conn.c.timer = Some(
+                self.core
+                    .timers
+                    .borrow_mut()
+                    .insert(tick, Expiry::Call(self.clone(), key)),
+            );
+        }
+    }
+
+    fn on_connection_timer(self: &Rc<Self>, key: usize) {
+        let close = {
+            let mut conns = self.conns.borrow_mut();
+            let Some(conn) = conns.get_mut(key) else { return };
+            conn.c.timer = None;
+            add(&self.counters.timeouts, 1);
+            match conn.wait.take() {
+                Some(Wait::Head) | Some(Wait::Body) => {
+                    // 408 where a request was under way; then close.
+                    if let Some(ch) = conn.c.body.take().and_then(|b| b.channel) {
+                        ch.borrow_mut()
+                            .finish(Some((io::ErrorKind::TimedOut, "request body timed out")));
+                    }
+                    conn.c.read_buf.clear();
+                    if let Some(task) = conn.c.pending.take() {
+                        task.abort();
+                        self.in_flight.set(self.in_flight.get() - 1);
+                    }
+                    self.error_response(&mut conn.c, 408, "Request Timeout", 1);
+                    conn.c.writable = true;
+                    false
+                }
+                _ => true,
+            }
+        };
+        if close {
+            self.close(key);
+        } else {
+            self.drive(key);
+        }
+    }
+
+    /// Removes a connection: deregisters and closes its socket, cancels its
+    /// timer, abandons its tasks and returns its buffers.
+    fn close(self: &Rc<Self>, key: usize) {
+        let Some(conn) = self.conns.borrow_mut().try_remove(key) else {
+            return;
+        };
+        let mut c = conn.c;
+        if let Some(t) = c.timer.take() {
+            drop(self.core.timers.borrow_mut().cancel(t));
+        }
+        self.core.reactor.deregister(&mut c.stream, c.token);
+        if let Some(task) = c.pending.take() {
+            task.abort();
+            self.in_flight.set(self.in_flight.get().saturating_sub(1));
+        }
+        if let Some(s) = c.streaming.take() {
+            s.task.abort();
+        }
+        if let Some(ch) = c.body.take().and_then(|b| b.channel) {
+            ch.borrow_mut()
+                .finish(Some((io::ErrorKind::ConnectionAborted, "connection closed")));
+        }
+        self.put_buffer(std::mem::take(&mut c.read_buf));
+        self.put_buffer(std::mem::take(&mut c.out.buf));
+        add(&self.counters.active, u64::MAX); // wrapping -1
+        drop(c);
+        if self.accept_paused.get() && !self.draining.get() {
+            // Below the limit again (or a descriptor was freed): resume
+            // accepting on the next turn, unless a retry is already set.
+            self.set_server_timer(Duration::ZERO, TIMER_ACCEPT);
+        }
+        if self.draining.get() && self.conns.borrow().is_empty() {
+            if let Some(w) = self.serve_waker.borrow_mut().take() {
+                w.wake();
+            }
+        }
+    }
+
+    fn take_buffer(&self) -> BytesMut {
+        let mut buf = self.pool.borrow_mut().pop().unwrap_or_default();
+        // Reclaims the whole allocation when every request split off it has
+        // been dropped; allocates only the first time.
+        buf.reserve(self.config.buffer_size);
+        buf
+    }
+
+    fn put_buffer(&self, mut buf: BytesMut) {
+        if buf.capacity() == 0 {
+            return;
+        }
+        buf.clear();
+        let mut pool = self.pool.borrow_mut();
+        if pool.len() < POOL_KEEP {
+            pool.push(buf);
+        }
+    }
+
+    /// An idle connection holds no buffer: they go back to the pool.
+    fn release_idle_buffers(&self, conn: &mut Conn) {
+        let c = &mut conn.c;
+        if c.read_buf.is_empty() && c.read_buf.capacity() > 0 && c.body.is_none() {
+            self.put_buffer(std::mem::take(&mut c.read_buf));
+        }
+        if c.out.is_empty() && c.out.buf.capacity() > 0 {
+            self.put_buffer(std::mem::take(&mut c.out.buf));
+        }
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+    )
+}
+
+/// Polls a future, turning a panic into `Err(())`.
+struct CatchUnwind(Pin<Box<dyn Future<Output = Response>>>);
+
+impl Future for CatchUnwind {
+    type Output = Result<Response, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}
+
+/// SIGINT/SIGTERM → graceful shutdown; a second one → immediate stop.
+mod signals {
+    use super::ShutdownHandle;
+    use std::io;
+    use std::sync::atomic::{AtomicI32, Ordering};
+
+    static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+
+    extern "C" fn on_signal(_: libc::c_int) {
+        let fd = PIPE_WRITE.load(Ordering::Relaxed);
+        if fd >= 0 {
+            let byte = 1u8;
+            // SAFETY: write(2) is async-signal-safe; the buffer is a local.
+            unsafe { libc::write(fd, &byte as *const u8 as *const libc::c_void, 1) };
+        }
+    }
+
+    /// Restores the previous handlers and stops the watcher when dropped.
+    pub(super) struct Installed {
+        old: [libc::sigaction; 2],
+        write_fd: libc::c_int,
+        watcher: Option<std::thread::JoinHandle<()>>,
+    }
+
+    const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
+
+    pub(super) fn install(handle: ShutdownHandle) -> io::Result<Installed> {
+        let mut fds = [0 as libc::c_int; 2];
+        // SAFETY: pipe writes two descriptors into the array we own.
+        if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let (read_fd, write_fd) = (fds[0], fds[1]);
+        PIPE_WRITE.store(write_fd, Ordering::Relaxed);
+        let watcher = std::thread::Builder::new().name("solo-signals".into()).spawn(move || {
+            let mut count = 0;
+            let mut byte = 0u8;
+            loop {
+                // SAFETY: reads one byte into a local from a descriptor this
+                // thread owns.
+                let n = unsafe { libc::read(read_fd, &mut byte as *mut u8 as *mut libc::c_void, 1) };
+                if n == 1 && byte == 1 {
+                    count += 1;
+                    if count == 1 {
+                        handle.shutdown();
+                    } else {
+                        handle.stop_now();
+                    }
+                } else if n == 1 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted) {
+                    if n == 1 {
+                        break; // the stop byte
+                    }
+                } else {
+                    break;
+                }
+            }
+            // SAFETY: closing the descriptor this thread owns, once.
+            unsafe { libc::close(read_fd) };
+        })?;
+        // SAFETY: an all-zero sigaction is a valid "no handler, no flags"
+        // value, filled in before use; sigaction reads `new` and writes `old`.
+        let old = unsafe {
+            let mut new: libc::sigaction = std::mem::zeroed();
+            new.sa_sigaction = on_signal as *const () as libc::sighandler_t;
+            new.sa_flags = libc::SA_RESTART;
+            libc::sigemptyset(&mut new.sa_mask);
+            let mut old: [libc::sigaction; 2] = std::mem::zeroed();
+            for (i, sig) in SIGNALS.iter().enumerate() {
+                libc::sigaction(*sig, &new, &mut old[i]);
+            }
+            old
+        };
+        Ok(Installed {
+            old,
+            write_fd,
+            watcher: Some(watcher),
+        })
+    }
+
+    impl Drop for Installed {
+        fn drop(&mut self) {
+            // SAFETY: restores the handlers saved at install; then writes the
+            // stop byte and closes our write end, once.
+            unsafe {
+                for (i, sig) in SIGNALS.iter().enumerate() {
+                    libc::sigaction(*sig, &self.old[i], std::ptr::null_mut());
+                }
+                PIPE_WRITE.store(-1, Ordering::Relaxed);
+                let stop = 2u8;
+                libc::write(self.write_fd, &stop as *const u8 as *const libc::c_void, 1);
+                libc::close(self.write_fd);
+            }
+            if let Some(w) = self.watcher.take() {
+                let _ = w.join();
+            }
+        }
+    }
+}

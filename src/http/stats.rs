@@ -1,0 +1,274 @@
+//! The server's counters and latency histogram, and the process's own RSS
+//! and CPU time as the OS reports them.
+//!
+//! Owns: every figure `Server::stats()` reports. Must never: estimate,
+//! sample or make up a figure; each one is counted or read from the OS.
+
+use std::cell::Cell;
+use std::time::Duration;
+
+/// Log-linear histogram of microseconds: 16 linear sub-buckets per power of
+/// two, so any recorded value is reported within 1/16 (6.25 %) of itself.
+pub struct Histogram {
+    buckets: [Cell<u64>; BUCKETS],
+    count: Cell<u64>,
+    max: Cell<u64>,
+}
+
+const SUB_BITS: u32 = 4;
+const SUB: u64 = 1 << SUB_BITS;
+const BUCKETS: usize = (64 - SUB_BITS as usize + 1) * SUB as usize;
+
+fn bucket_of(v: u64) -> usize {
+    if v < SUB {
+        return v as usize;
+    }
+    let exp = 63 - v.leading_zeros() - SUB_BITS + 1;
+    let sub = (v >> (exp - 1)) - SUB;
+    (exp as u64 * SUB + sub) as usize
+}
+
+/// The largest value that lands in bucket `b` (what a percentile reports:
+/// an upper bound, never an underestimate).
+fn bucket_high(b: usize) -> u64 {
+    let b = b as u64;
+    if b < SUB {
+        return b;
+    }
+    let exp = b / SUB;
+    let sub = b % SUB;
+    ((SUB + sub + 1) << (exp - 1)) - 1
+}
+
+impl Default for Histogram {
+    fn default() -> Self {
+        Histogram {
+            buckets: std::array::from_fn(|_| Cell::new(0)),
+            count: Cell::new(0),
+            max: Cell::new(0),
+        }
+    }
+}
+
+impl Histogram {
+    /// Records one value in microseconds.
+    pub fn record(&self, micros: u64) {
+        let b = &self.buckets[bucket_of(micros)];
+        b.set(b.get() + 1);
+        self.count.set(self.count.get() + 1);
+        self.max.set(self.max.get().max(micros));
+    }
+
+    /// How many values were recorded.
+    pub fn count(&self) -> u64 {
+        self.count.get()
+    }
+
+    /// The value at quantile `q` (0.0 to 1.0), in microseconds: the upper
+    /// edge of the bucket it falls in, capped at the maximum seen.
+    pub fn quantile(&self, q: f64) -> u64 {
+        let n = self.count.get();
+        if n == 0 {
+            return 0;
+        }
+        let rank = ((q * n as f64).ceil() as u64).clamp(1, n);
+        let mut seen = 0;
+        for (i, b) in self.buckets.iter().enumerate() {
+            seen += b.get();
+            if seen >= rank {
+                return bucket_high(i).min(self.max.get());
+            }
+        }
+        self.max.get()
+    }
+
+    /// The largest value recorded.
+    pub fn max(&self) -> u64 {
+        self.max.get()
+    }
+}
+
+/// Live counters of one server.
+#[derive(Default)]
+pub(crate) struct Counters {
+    pub(crate) accepted: Cell<u64>,
+    pub(crate) active: Cell<u64>,
+    pub(crate) requests: Cell<u64>,
+    pub(crate) responses: [Cell<u64>; 5],
+    pub(crate) bytes_in: Cell<u64>,
+    pub(crate) bytes_out: Cell<u64>,
+    pub(crate) parse_errors: Cell<u64>,
+    pub(crate) timeouts: Cell<u64>,
+    pub(crate) handler_panics: Cell<u64>,
+    pub(crate) accept_errors: Cell<u64>,
+    pub(crate) latency: Histogram,
+}
+
+pub(crate) fn add(c: &Cell<u64>, n: u64) {
+    c.set(c.get() + n);
+}
+
+impl Counters {
+    pub(crate) fn response(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        add(&self.responses[class], 1);
+    }
+
+    pub(crate) fn snapshot(&self) -> Stats {
+        let (rss, cpu) = process_usage();
+        let l = &self.latency;
+        Stats {
+            accepted: self.accepted.get(),
+            active: self.active.get(),
+            requests: self.requests.get(),
+            responses_1xx: self.responses[0].get(),
+            responses_2xx: self.responses[1].get(),
+            responses_3xx: self.responses[2].get(),
+            responses_4xx: self.responses[3].get(),
+            responses_5xx: self.responses[4].get(),
+            bytes_in: self.bytes_in.get(),
+            bytes_out: self.bytes_out.get(),
+            parse_errors: self.parse_errors.get(),
+            timeouts: self.timeouts.get(),
+            handler_panics: self.handler_panics.get(),
+            accept_errors: self.accept_errors.get(),
+            latency_count: l.count(),
+            latency_p50_us: l.quantile(0.50),
+            latency_p90_us: l.quantile(0.90),
+            latency_p99_us: l.quantile(0.99),
+            latency_p999_us: l.quantile(0.999),
+            latency_max_us: l.max(),
+            rss_bytes: rss,
+            cpu_time: cpu,
+        }
+    }
+}
+
+/// A snapshot of a server's figures.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Connections accepted.
+    pub accepted: u64,
+    /// Connections open now.
+    pub active: u64,
+    /// Requests parsed.
+    pub requests: u64,
+    /// Responses sent, by status class.
+    pub responses_1xx: u64,
+    /// 2xx responses.
+    pub responses_2xx: u64,
+    /// 3xx responses.
+    pub responses_3xx: u64,
+    /// 4xx responses.
+    pub responses_4xx: u64,
+    /// 5xx responses.
+    pub responses_5xx: u64,
+    /// Bytes read from clients.
+    pub bytes_in: u64,
+    /// Bytes written to clients.
+    pub bytes_out: u64,
+    /// Requests rejected as malformed (4xx/5xx sent by the server itself).
+    pub parse_errors: u64,
+    /// Connections closed by a timeout.
+    pub timeouts: u64,
+    /// Handlers that panicked (each answered 500).
+    pub handler_panics: u64,
+    /// `accept` failures (e.g. out of descriptors).
+    pub accept_errors: u64,
+    /// Responses whose latency was recorded (request parsed → response
+    /// fully written; a pipelined batch is timed from its first request).
+    pub latency_count: u64,
+    /// Latency percentiles in µs (upper edge of a bucket 6.25 % wide).
+    pub latency_p50_us: u64,
+    /// 90th percentile.
+    pub latency_p90_us: u64,
+    /// 99th percentile.
+    pub latency_p99_us: u64,
+    /// 99.9th percentile.
+    pub latency_p999_us: u64,
+    /// Largest latency seen, exact.
+    pub latency_max_us: u64,
+    /// The process's resident set size, from the OS (0 where unavailable).
+    pub rss_bytes: u64,
+    /// The process's user + system CPU time, from `getrusage`.
+    pub cpu_time: Duration,
+}
+
+/// (RSS bytes, user+system CPU time) of this process.
+pub fn process_usage() -> (u64, Duration) {
+    (rss_bytes(), cpu_time())
+}
+
+#[cfg(target_os = "linux")]
+fn rss_bytes() -> u64 {
+    // statm's second field is resident pages.
+    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
+    let pages: u64 = statm
+        .split_whitespace()
+        .nth(1)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    pages * page.max(0) as u64
+}
+
+#[cfg(not(target_os = "linux"))]
+fn rss_bytes() -> u64 {
+    // Elsewhere the OS reports the peak, not the current, resident set via
+    // getrusage; report 0 rather than a figure that means something else.
+    0
+}
+
+fn cpu_time() -> Duration {
+    // SAFETY: getrusage writes into the struct we own; zeroed is a valid
+    // initial value for this plain C struct.
+    let usage = unsafe {
+        let mut u: libc::rusage = std::mem::zeroed();
+        if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
+            return Duration::ZERO;
+        }
+        u
+    };
+    let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
+    tv(usage.ru_utime) + tv(usage.ru_stime)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_are_monotonic_and_tight() {
+        let mut last = 0;
+        for v in 0..100_000u64 {
+            let b = bucket_of(v);
+            assert!(b >= last);
+            last = b;
+            let high = bucket_high(b);
+            assert!(high >= v, "bucket {b} high {high} < {v}");
+            assert!(high as f64 <= v as f64 * 1.0625 + 1.0, "bucket too wide at {v}");
+        }
+        assert!(bucket_of(u64::MAX) < BUCKETS);
+    }
+
+    #[test]
+    fn quantiles() {
+        let h = Histogram::default();
+        for v in 1..=1000 {
+            h.record(v);
+        }
+        let p50 = h.quantile(0.5);
+        assert!((500..=532).contains(&p50), "{p50}");
+        assert_eq!(h.quantile(1.0), 1000);
+        assert_eq!(h.max(), 1000);
+    }
+
+    #[test]
+    fn process_figures_are_read() {
+        let (rss, _cpu) = process_usage();
+        if cfg!(target_os = "linux") {
+            assert!(rss > 0);
+        }
+    }
+}
