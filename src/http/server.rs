@@ -35,7 +35,7 @@ use super::parse::{self, BodyKind};
 use super::request::{Body as RequestBody, BodyChannel, Method, Request};
 use super::response::{self, Body, Framing, Response};
 use super::router::{Handler, Routed, Router, Started};
-use super::stats::{add, Counters, Stats};
+use super::stats::{add, sub, Counters, Stats};
 use crate::executor::{Core, Expiry, TimerTarget};
 use crate::reactor::{Dispatch, Driven, Ready};
 use crate::timer::TimerKey;
@@ -1135,7 +1135,7 @@ impl ServerInner {
         }
         self.put_buffer(std::mem::take(&mut c.read_buf));
         self.put_buffer(std::mem::take(&mut c.out.buf));
-        add(&self.counters.active, u64::MAX); // wrapping -1
+        sub(&self.counters.active, 1);
         drop(c);
         if self.accept_paused.get() && !self.draining.get() {
             // Below the limit again (or a descriptor was freed): resume

@@ -108,6 +108,10 @@ pub(crate) fn add(c: &Cell<u64>, n: u64) {
     c.set(c.get() + n);
 }
 
+pub(crate) fn sub(c: &Cell<u64>, n: u64) {
+    c.set(c.get() - n);
+}
+
 impl Counters {
     pub(crate) fn response(&self, status: u16) {
         let class = (status / 100).clamp(1, 5) as usize - 1;

@@ -1,0 +1,688 @@
+//! The HTTP server over real sockets, with a blocking std client: a request
+//! corpus sent whole, byte by byte and split at every offset; pipelines;
+//! long keep-alive; every malformed input with its exact status and a close;
+//! bodies, async handlers, panics, timeouts, limits, streaming, shutdown.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use solo::http::{Config, Request, Response, Server, ShutdownHandle};
+use solo::time::sleep;
+
+struct Running {
+    addr: SocketAddr,
+    shutdown: ShutdownHandle,
+    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.stop_now();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn app(config: Config) -> Server {
+    Server::bind("127.0.0.1:0")
+        .unwrap()
+        .config(config)
+        .get("/", |_req: Request| async { Response::text("Hello, World!") })
+        .get("/users/:id", |req: Request| async move {
+            Response::text(format!("user {}", req.param("id").unwrap()))
+        })
+        .get("/files/*path", |req: Request| async move {
+            Response::text(req.param("path").unwrap().to_string())
+        })
+        .get("/query", |req: Request| async move {
+            let pairs: Vec<String> = req.query_pairs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            Response::text(pairs.join("&"))
+        })
+        .get("/header", |req: Request| async move {
+            Response::text(req.header("x-probe").unwrap_or("none").to_string())
+        })
+        .post("/echo", |mut req: Request| async move {
+            req.body().await.map(Response::bytes)
+        })
+        .post("/chunks", |mut req: Request| async move {
+            let mut n = 0;
+            while let Some(chunk) = req.body_chunk().await {
+                n += chunk?.len();
+            }
+            Ok::<_, std::io::Error>(Response::text(format!("{n} bytes")))
+        })
+        .get("/slow/:ms", |req: Request| async move {
+            let ms: u64 = req.param("ms").unwrap().parse().unwrap();
+            sleep(Duration::from_millis(ms)).await;
+            Response::text(format!("slept {ms}"))
+        })
+        .get("/panic", |_req: Request| async {
+            if true {
+                panic!("handler boom");
+            }
+            Response::text("unreachable")
+        })
+        .get("/panic-later", |_req: Request| async {
+            sleep(Duration::from_millis(1)).await;
+            if true {
+                panic!("handler boom later");
+            }
+            Response::text("unreachable")
+        })
+        .get("/stream", |_req: Request| async {
+            let (tx, rx) = solo::sync::mpsc::channel(4);
+            solo::spawn(async move {
+                for i in 0..5 {
+                    tx.send(Bytes::from(format!("data: {i}\n\n"))).await.unwrap();
+                    sleep(Duration::from_millis(1)).await;
+                }
+            });
+            Response::stream(rx).content_type("text/event-stream")
+        })
+        .get("/big", |_req: Request| async { Response::bytes(vec![b'x'; 300_000]) })
+        .get("/empty", |_req: Request| async { Response::status(204) })
+}
+
+fn start(config: Config) -> Running {
+    start_with(move || app(config))
+}
+
+fn start_with(build: impl FnOnce() -> Server + Send + 'static) -> Running {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let server = build();
+        tx.send((server.local_addr().unwrap(), server.shutdown_handle()))
+            .unwrap();
+        server.run()
+    });
+    let (addr, shutdown) = rx.recv().unwrap();
+    Running {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+struct Reply {
+    status: u16,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+}
+
+impl Reply {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+struct Client {
+    reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(s),
+        }
+    }
+
+    fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Reads one response; `head_only` for replies to HEAD.
+    fn read(&mut self, head_only: bool) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+        let status: u16 = line[9..12].parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).unwrap();
+            let h = h.trim_end_matches("\r\n");
+            if h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(": ").expect("header line");
+            headers.push((n.to_string(), v.to_string()));
+        }
+        let mut reply = Reply {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status == 100 {
+            return reply;
+        }
+        if head_only || status == 204 || status == 304 {
+            return reply;
+        }
+        if reply.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim_end(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                reply.body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n: usize = reply.header("content-length").expect("content-length").parse().unwrap();
+            reply.body = vec![0; n];
+            self.reader.read_exact(&mut reply.body).unwrap();
+        }
+        reply
+    }
+
+    fn request(&mut self, raw: &str) -> Reply {
+        self.send(raw.as_bytes());
+        self.read(raw.starts_with("HEAD "))
+    }
+
+    /// Whether the server closed the connection (EOF, or a reset).
+    fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+}
+
+/// (request, expected status, expected body)
+fn corpus() -> Vec<(String, u16, &'static str)> {
+    vec![
+        (get("/"), 200, "Hello, World!"),
+        (get("/users/42"), 200, "user 42"),
+        (get("/files/a/b/c.txt"), 200, "a/b/c.txt"),
+        (get("/query?a=1&b=x+y&c=%41"), 200, "a=1&b=x y&c=A"),
+        ("GET /header HTTP/1.1\r\nHost: t\r\nX-Probe: yes\r\n\r\n".into(), 200, "yes"),
+        ("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello".into(), 200, "hello"),
+        (
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: v\r\n\r\n"
+                .into(),
+            200,
+            "abcde",
+        ),
+        (get("/nope"), 404, "Not Found"),
+        ("DELETE / HTTP/1.1\r\nHost: t\r\n\r\n".into(), 405, "Method Not Allowed"),
+        ("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n".into(), 200, ""),
+        (get("/empty"), 204, ""),
+        (get("/slow/2"), 200, "slept 2"),
+        (get("http://test/users/7"), 200, "user 7"),
+    ]
+}
+
+#[test]
+fn corpus_whole_bytewise_and_split_everywhere() {
+    let server = start(Config::default());
+    for (raw, status, body) in corpus() {
+        // Whole.
+        let mut c = Client::connect(server.addr);
+        let r = c.request(&raw);
+        assert_eq!((r.status, r.text().as_str()), (status, body), "{raw:?}");
+        // Byte by byte.
+        let mut c = Client::connect(server.addr);
+        for b in raw.as_bytes() {
+            c.send(std::slice::from_ref(b));
+        }
+        let r = c.read(raw.starts_with("HEAD "));
+        assert_eq!((r.status, r.text().as_str()), (status, body), "bytewise {raw:?}");
+        // Split at every offset, on one keep-alive connection.
+        let mut c = Client::connect(server.addr);
+        for cut in 1..raw.len() {
+            c.send(&raw.as_bytes()[..cut]);
+            thread::sleep(Duration::from_micros(200));
+            c.send(&raw.as_bytes()[cut..]);
+            let r = c.read(raw.starts_with("HEAD "));
+            assert_eq!((r.status, r.text().as_str()), (status, body), "split at {cut}: {raw:?}");
+        }
+    }
+}
+
+#[test]
+fn responses_carry_date_length_and_type() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    let r = c.request(&get("/"));
+    assert_eq!(r.header("content-length"), Some("13"));
+    assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
+    let date = r.header("date").unwrap();
+    assert!(date.ends_with(" GMT") && date.len() == 29, "{date}");
+    let r = c.request("HEAD / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.header("content-length"), Some("13"), "HEAD keeps GET's length");
+    let r = c.request("DELETE / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+}
+
+#[test]
+fn pipelines_of_16_and_1000_answer_in_order() {
+    let server = start(Config::default());
+    for depth in [16usize, 1000] {
+        let mut c = Client::connect(server.addr);
+        let mut batch = String::new();
+        for i in 0..depth {
+            batch.push_str(&get(&format!("/users/{i}")));
+        }
+        c.send(batch.as_bytes());
+        for i in 0..depth {
+            let r = c.read(false);
+            assert_eq!(r.text(), format!("user {i}"));
+        }
+    }
+}
+
+#[test]
+fn pipeline_with_a_pending_handler_keeps_order() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    c.send(format!("{}{}{}", get("/slow/20"), get("/"), get("/slow/1")).as_bytes());
+    assert_eq!(c.read(false).text(), "slept 20");
+    assert_eq!(c.read(false).text(), "Hello, World!");
+    assert_eq!(c.read(false).text(), "slept 1");
+}
+
+#[test]
+fn ten_thousand_requests_on_one_connection() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    for i in 0..10_000 {
+        let r = c.request(&get("/"));
+        assert_eq!(r.status, 200, "request {i}");
+    }
+}
+
+#[test]
+fn many_concurrent_connections() {
+    let server = start(Config::default());
+    let mut clients: Vec<Client> = (0..200).map(|_| Client::connect(server.addr)).collect();
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(get(&format!("/users/{i}")).as_bytes());
+    }
+    for (i, c) in clients.iter_mut().enumerate() {
+        assert_eq!(c.read(false).text(), format!("user {i}"));
+    }
+}
+
+/// Each malformed request gets exactly this status and a closed
+/// connection; a fresh client is served right after.
+#[test]
+fn bad_input_gets_its_status_and_a_close() {
+    let server = start(Config::default());
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: t\r\n\r\n", "a".repeat(20_000));
+    let big_header = format!("GET / HTTP/1.1\r\nHost: t\r\nX: {}\r\n\r\n", "b".repeat(20_000));
+    let cases: Vec<(&str, String, u16)> = vec![
+        (
+            "CL and TE",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "differing CL",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\nContent-Length: 4\r\n\r\nabcd".into(),
+            400,
+        ),
+        (
+            "malformed CL",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3x\r\n\r\nabc".into(),
+            400,
+        ),
+        (
+            "TE not ending in chunked",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked, identity\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "unknown TE",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: gzip\r\n\r\n".into(),
+            501,
+        ),
+        (
+            "bad chunk size",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n".into(),
+            400,
+        ),
+        (
+            "overflowing chunk size",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\nfffffffffffffffff\r\n".into(),
+            400,
+        ),
+        (
+            "obs-fold",
+            "GET / HTTP/1.1\r\nHost: t\r\nX: a\r\n b\r\n\r\n".into(),
+            400,
+        ),
+        ("space before colon", "GET / HTTP/1.1\r\nHost : t\r\n\r\n".into(), 400),
+        ("missing Host", "GET / HTTP/1.1\r\n\r\n".into(), 400),
+        ("two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n".into(), 400),
+        ("bare CR", "GET / HTTP/1.1\r\nHost: t\rX: y\r\n\r\n".into(), 400),
+        (
+            "control byte",
+            "GET / HTTP/1.1\r\nHost: t\r\nX: a\x01b\r\n\r\n".into(),
+            400,
+        ),
+        (
+            "garbage",
+            "\x16\x03\x01\x00\x25\x01\x00\x00\x21\x03\x03garbage\r\n\r\n".into(),
+            400,
+        ),
+        ("long request line", long_target, 414),
+        ("huge header", big_header, 431),
+        (
+            "body over limit by CL",
+            "POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 99999999\r\n\r\n".into(),
+            413,
+        ),
+        ("HTTP/2.0", "GET / HTTP/2.0\r\nHost: t\r\n\r\n".into(), 505),
+        (
+            "unknown expectation",
+            "GET / HTTP/1.1\r\nHost: t\r\nExpect: tea\r\n\r\n".into(),
+            417,
+        ),
+    ];
+    for (what, raw, status) in cases {
+        let mut c = Client::connect(server.addr);
+        c.send(raw.as_bytes());
+        let r = c.read(false);
+        assert_eq!(r.status, status, "{what}");
+        assert_eq!(r.header("connection"), Some("close"), "{what}");
+        assert!(c.is_closed(), "{what}: connection left open");
+        let mut fresh = Client::connect(server.addr);
+        assert_eq!(fresh.request(&get("/")).status, 200, "after {what}");
+    }
+}
+
+#[test]
+fn chunked_body_over_the_limit_is_413() {
+    let config = Config {
+        max_body: 10,
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut c = Client::connect(server.addr);
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n8\r\n12345678\r\n8\r\n12345678\r\n0\r\n\r\n");
+    let r = c.read(false);
+    assert_eq!(r.status, 413);
+    assert!(c.is_closed());
+}
+
+#[test]
+fn bodies_arriving_slowly_and_streamed() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 10\r\n\r\n01234");
+    thread::sleep(Duration::from_millis(20));
+    c.send(b"56789");
+    assert_eq!(c.read(false).text(), "0123456789");
+    // A 600 KB chunked upload read piece by piece.
+    let mut raw = b"POST /chunks HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    for _ in 0..600 {
+        raw.extend_from_slice(b"400\r\n");
+        raw.extend_from_slice(&[b'z'; 1024]);
+        raw.extend_from_slice(b"\r\n");
+    }
+    raw.extend_from_slice(b"0\r\n\r\n");
+    c.send(&raw);
+    assert_eq!(c.read(false).text(), "614400 bytes");
+    // The connection is still usable.
+    assert_eq!(c.request(&get("/")).status, 200);
+}
+
+#[test]
+fn expect_100_continue_is_answered() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    let interim = c.read(false);
+    assert_eq!(interim.status, 100);
+    c.send(b"ping");
+    assert_eq!(c.read(false).text(), "ping");
+}
+
+#[test]
+fn unread_body_is_drained_before_the_next_request() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    // `/` never reads the body; the next request must still parse.
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nxxxxxGET /users/1 HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(c.read(false).text(), "Hello, World!");
+    assert_eq!(c.read(false).text(), "user 1");
+}
+
+#[test]
+fn panicking_handler_gets_500_and_server_lives() {
+    let server = start(Config::default());
+    for path in ["/panic", "/panic-later"] {
+        let mut c = Client::connect(server.addr);
+        let r = c.request(&get(path));
+        assert_eq!(r.status, 500, "{path}");
+        assert!(c.is_closed(), "{path}");
+        assert_eq!(Client::connect(server.addr).request(&get("/")).status, 200);
+    }
+}
+
+#[test]
+fn http_1_0_closes_unless_keep_alive_is_asked() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    let r = c.request("GET / HTTP/1.0\r\n\r\n");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed());
+    let mut c = Client::connect(server.addr);
+    let r = c.request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n");
+    assert_eq!(r.header("connection"), Some("keep-alive"));
+    assert_eq!(
+        c.request("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n").status,
+        200
+    );
+    let mut c = Client::connect(server.addr);
+    let r = c.request("GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(c.is_closed());
+}
+
+#[test]
+fn streamed_response_is_chunked() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    let r = c.request(&get("/stream"));
+    assert_eq!(r.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(r.header("content-type"), Some("text/event-stream"));
+    assert_eq!(r.text(), "data: 0\n\ndata: 1\n\ndata: 2\n\ndata: 3\n\ndata: 4\n\n");
+    // Keep-alive survives a streamed response.
+    assert_eq!(c.request(&get("/")).status, 200);
+}
+
+#[test]
+fn large_body_is_written_whole() {
+    let server = start(Config::default());
+    let mut c = Client::connect(server.addr);
+    // Pipelined so the large body sits between two small responses.
+    c.send(format!("{}{}{}", get("/"), get("/big"), get("/users/5")).as_bytes());
+    assert_eq!(c.read(false).text(), "Hello, World!");
+    let big = c.read(false);
+    assert_eq!(big.body.len(), 300_000);
+    assert!(big.body.iter().all(|&b| b == b'x'));
+    assert_eq!(c.read(false).text(), "user 5");
+}
+
+#[test]
+fn slowloris_head_gets_408() {
+    let config = Config {
+        header_timeout: Duration::from_millis(300),
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut c = Client::connect(server.addr);
+    let start = Instant::now();
+    // One byte every 50 ms never completes the head in time, and the
+    // trickle does not extend the deadline.
+    for b in b"GET / HTTP/1.1\r\nHost: t\r\nX-Slow: aaaaaaaaaaaaaaa".iter() {
+        if c.reader.get_mut().write_all(std::slice::from_ref(b)).is_err() {
+            break;
+        }
+        thread::sleep(Duration::from_millis(50));
+        if start.elapsed() > Duration::from_secs(2) {
+            break;
+        }
+    }
+    let r = c.read(false);
+    assert_eq!(r.status, 408);
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "deadline was extended by the trickle"
+    );
+    assert!(c.is_closed());
+}
+
+#[test]
+fn idle_keep_alive_connection_is_closed_after_its_timeout() {
+    let config = Config {
+        keep_alive_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut c = Client::connect(server.addr);
+    assert_eq!(c.request(&get("/")).status, 200);
+    let start = Instant::now();
+    assert!(c.is_closed());
+    let waited = start.elapsed();
+    assert!(waited >= Duration::from_millis(190), "closed early: {waited:?}");
+}
+
+#[test]
+fn connection_limit_pauses_accepting_and_resumes() {
+    let config = Config {
+        max_connections: 3,
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut held: Vec<Client> = (0..3).map(|_| Client::connect(server.addr)).collect();
+    for c in held.iter_mut() {
+        assert_eq!(c.request(&get("/")).status, 200);
+    }
+    // The 4th connects (kernel backlog) but is not served while 3 are open.
+    let mut fourth = Client::connect(server.addr);
+    fourth.send(get("/").as_bytes());
+    fourth
+        .reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_millis(200)))
+        .unwrap();
+    let mut b = [0u8; 1];
+    assert!(fourth.reader.read(&mut b).is_err(), "served past the limit");
+    drop(held.pop());
+    fourth
+        .reader
+        .get_mut()
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    assert_eq!(fourth.read(false).status, 200, "not resumed after a close");
+}
+
+#[test]
+fn in_flight_cap_answers_503() {
+    let config = Config {
+        max_in_flight: Some(1),
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut a = Client::connect(server.addr);
+    a.send(get("/slow/300").as_bytes());
+    thread::sleep(Duration::from_millis(50));
+    let mut b = Client::connect(server.addr);
+    assert_eq!(b.request(&get("/slow/1")).status, 503);
+    assert_eq!(b.request(&get("/")).status, 200, "ready handlers are not capped");
+    assert_eq!(a.read(false).text(), "slept 300");
+}
+
+#[test]
+fn graceful_shutdown_finishes_in_flight_requests() {
+    let server = start(Config::default());
+    let mut idle = Client::connect(server.addr);
+    assert_eq!(idle.request(&get("/")).status, 200);
+    let mut busy = Client::connect(server.addr);
+    busy.send(get("/slow/200").as_bytes());
+    thread::sleep(Duration::from_millis(50));
+    server.shutdown.shutdown();
+    let r = busy.read(false);
+    assert_eq!(r.text(), "slept 200", "in-flight request finished");
+    assert_eq!(r.header("connection"), Some("close"));
+    assert!(idle.is_closed(), "idle connection closed");
+    let mut server = server;
+    let result = server.thread.take().unwrap().join().unwrap();
+    assert!(result.is_ok());
+    assert!(
+        TcpStream::connect(server.addr).is_err(),
+        "still accepting after shutdown"
+    );
+}
+
+#[test]
+fn middleware_runs_before_and_after() {
+    let server = start_with(|| {
+        Server::bind("127.0.0.1:0")
+            .unwrap()
+            .before(|req: &mut Request| {
+                (req.header("authorization") != Some("secret")).then(|| Response::text("no").with_status(401))
+            })
+            .after(|resp: Response| resp.header("X-Served-By", "solo"))
+            .get("/", |_req: Request| async { Response::text("in") })
+    });
+    let mut c = Client::connect(server.addr);
+    let r = c.request(&get("/"));
+    assert_eq!((r.status, r.header("x-served-by")), (401, Some("solo")));
+    let r = c.request("GET / HTTP/1.1\r\nHost: t\r\nAuthorization: secret\r\n\r\n");
+    assert_eq!(
+        (r.status, r.text().as_str(), r.header("x-served-by")),
+        (200, "in", Some("solo"))
+    );
+}
+
+#[test]
+fn stats_count_what_happened() {
+    // Stats are read on the server's thread: a handler sends a snapshot out.
+    let (tx, rx) = mpsc::channel();
+    let stats_server = start_with(move || {
+        let server = Server::bind("127.0.0.1:0").unwrap();
+        let stats = server.stats_handle();
+        let tx = std::sync::Mutex::new(tx);
+        server.get("/", move |_req: Request| {
+            let s = stats.snapshot();
+            tx.lock().unwrap().send(s).unwrap();
+            async { Response::text("ok") }
+        })
+    });
+    let mut c = Client::connect(stats_server.addr);
+    c.request(&get("/"));
+    c.request(&get("/"));
+    let _first = rx.recv().unwrap();
+    let second = rx.recv().unwrap();
+    assert_eq!(second.requests, 2);
+    assert_eq!(second.responses_2xx, 1, "the first response was counted");
+    assert_eq!(second.accepted, 1);
+    assert_eq!(second.active, 1);
+    assert!(second.latency_count >= 1);
+    assert!(second.rss_bytes > 0);
+}
