@@ -256,6 +256,8 @@ impl Server {
             .register_driven(&mut listener, Interest::READABLE, inner.clone(), LISTENER)?;
         *inner.listener.borrow_mut() = Some((listener, token));
         inner.set_server_timer(Duration::from_secs(1), TIMER_DATE);
+        #[cfg(test)]
+        tests::LAST.with(|l| *l.borrow_mut() = Some(Rc::downgrade(&inner)));
         let _cleanup = Cleanup(inner.clone());
         // The first edge may have come before registration finished.
         inner.accept();
@@ -1297,5 +1299,143 @@ mod signals {
                 let _ = w.join();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::net::TcpStream;
+    use crate::time::sleep;
+
+    thread_local! {
+        /// The server most recently started on this thread.
+        pub(super) static LAST: RefCell<Option<std::rc::Weak<ServerInner>>> = const { RefCell::new(None) };
+    }
+
+    /// What the one connection holds: (timer wait, handler pending, body in
+    /// progress, read buffer capacity, output buffer capacity).
+    fn state() -> Option<(Option<Wait>, bool, bool, usize, usize)> {
+        let inner = LAST
+            .with(|l| l.borrow().as_ref().and_then(|w| w.upgrade()))
+            .expect("server running");
+        let conns = inner.conns.borrow();
+        let (_, conn) = conns.iter().next()?;
+        let c = &conn.c;
+        Some((
+            conn.wait,
+            c.pending.is_some(),
+            c.body.is_some(),
+            c.read_buf.capacity(),
+            c.out.buf.capacity(),
+        ))
+    }
+
+    async fn settle() {
+        sleep(Duration::from_millis(15)).await;
+    }
+
+    async fn read_response(client: &mut TcpStream) -> String {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 65536];
+        loop {
+            let n = client.read(&mut buf).await.unwrap();
+            assert!(n > 0, "closed before a whole response");
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got).to_string();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let len: usize = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Content-Length: "))
+                    .map_or(0, |v| v.trim().parse().unwrap());
+                if got.len() >= end + 4 + len {
+                    return text;
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn each_state_transition() {
+        let rt = crate::Runtime::new().unwrap();
+        rt.block_on(async {
+            let server = Server::bind("127.0.0.1:0")
+                .unwrap()
+                .get("/", |_req: Request| async { Response::text("hi") })
+                .get("/slow", |_req: Request| async {
+                    sleep(Duration::from_millis(100)).await;
+                    Response::text("slow")
+                })
+                .get("/big", |_req: Request| async { Response::bytes(vec![0u8; 16 << 20]) })
+                .post("/echo", |mut req: Request| async move {
+                    req.body().await.map(Response::bytes)
+                });
+            let addr = server.local_addr().unwrap();
+            crate::spawn(server.serve());
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            settle().await;
+
+            // Accepted, nothing sent: idle, keep-alive timer, no buffers.
+            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+
+            // Part of a head: header timer, and a read buffer from the pool.
+            client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
+            settle().await;
+            let (wait, pending, body, read_cap, _) = state().unwrap();
+            assert_eq!((wait, pending, body), (Some(Wait::Head), false, false));
+            assert!(read_cap > 0);
+
+            // The rest: answered in the same turn, then idle with no buffers.
+            client.write_all(b"st: x\r\n\r\n").await.unwrap();
+            assert!(read_response(&mut client).await.ends_with("hi"));
+            settle().await;
+            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+
+            // A head whose body is still arriving: body timer.
+            client
+                .write_all(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n12345")
+                .await
+                .unwrap();
+            settle().await;
+            let (wait, pending, body, _, _) = state().unwrap();
+            assert_eq!((wait, body), (Some(Wait::Body), true));
+            assert!(pending, "the handler awaits the body as a task");
+            client.write_all(b"67890").await.unwrap();
+            assert!(read_response(&mut client).await.ends_with("1234567890"));
+            settle().await;
+            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+
+            // A handler that is not ready: a task, and no timer on the
+            // connection while it runs.
+            client
+                .write_all(b"GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+                .await
+                .unwrap();
+            settle().await;
+            let (wait, pending, body, _, _) = state().unwrap();
+            assert_eq!((wait, pending, body), (None, true, false));
+            assert!(read_response(&mut client).await.ends_with("slow"));
+            settle().await;
+            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+
+            // A response the client does not read: write timer.
+            client.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
+            settle().await;
+            let (wait, _, _, _, _) = state().unwrap();
+            assert_eq!(wait, Some(Wait::Write));
+            drop(client);
+
+            // A malformed request: 400, then the connection is gone.
+            settle().await;
+            assert_eq!(state(), None, "the unread connection closed when its client went away");
+            let mut client = TcpStream::connect(addr).await.unwrap();
+            client.write_all(b"BAD REQUEST\r\n\r\n").await.unwrap();
+            let reply = read_response(&mut client).await;
+            assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
+            let mut rest = [0u8; 16];
+            assert_eq!(client.read(&mut rest).await.unwrap(), 0, "closed after the 400");
+            settle().await;
+            assert_eq!(state(), None);
+        });
     }
 }

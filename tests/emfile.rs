@@ -1,0 +1,91 @@
+//! `accept` failing with EMFILE must not spin the loop: the server backs off
+//! on the timer wheel and serves again once descriptors are free. Its own
+//! test binary, since it lowers the process's descriptor limit.
+#![cfg(unix)]
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use solo::http::{process_usage, Request, Response, Server};
+
+fn set_soft_nofile(n: u64) -> u64 {
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        let old = lim.rlim_cur as u64;
+        lim.rlim_cur = n as libc::rlim_t;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        old
+    }
+}
+
+fn open_fds() -> u64 {
+    std::fs::read_dir("/dev/fd")
+        .or_else(|_| std::fs::read_dir("/proc/self/fd"))
+        .map(|d| d.count() as u64)
+        .unwrap()
+}
+
+#[test]
+fn out_of_descriptors_backs_off_instead_of_spinning() {
+    let (tx, rx) = mpsc::channel();
+    let server_thread = thread::spawn(move || {
+        let server = Server::bind("127.0.0.1:0")
+            .unwrap()
+            .get("/", |_req: Request| async { Response::text("ok") });
+        let stats = server.stats_handle();
+        tx.send((server.local_addr().unwrap(), server.shutdown_handle()))
+            .unwrap();
+        let r = server.run();
+        (r, stats.snapshot())
+    });
+    let (addr, shutdown) = rx.recv().unwrap();
+    // Clients connect first (the kernel completes the handshakes from the
+    // backlog); then the limit leaves the server no descriptor to accept with.
+    let mut clients: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    thread::sleep(Duration::from_millis(100)); // the server accepts all 20
+    let more: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+    let old = set_soft_nofile(open_fds());
+    let cpu_before = process_usage().1;
+    thread::sleep(Duration::from_millis(600));
+    let cpu_used = process_usage().1 - cpu_before;
+    // A loop retrying accept at once would burn the whole 600 ms of a core.
+    assert!(
+        cpu_used < Duration::from_millis(150),
+        "the loop spun on EMFILE: {cpu_used:?} of CPU in 600 ms"
+    );
+    // The connections accepted before still work.
+    clients[0].write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+    let mut buf = [0u8; 256];
+    clients[0].set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let n = clients[0].read(&mut buf).unwrap();
+    assert!(buf[..n].starts_with(b"HTTP/1.1 200 "));
+    // Descriptors come back: the waiting connections are served.
+    set_soft_nofile(old);
+    clients.clear();
+    for mut c in more {
+        c.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n").unwrap();
+        let n = c.read(&mut buf).unwrap();
+        assert!(
+            buf[..n].starts_with(b"HTTP/1.1 200 "),
+            "not served after the limit was lifted"
+        );
+    }
+    shutdown.stop_now();
+    let (result, stats) = server_thread.join().unwrap();
+    result.unwrap();
+    assert!(
+        stats.accept_errors > 0,
+        "accept never failed: the test did not test anything"
+    );
+    assert!(
+        stats.accept_errors < 100,
+        "accept was retried {} times",
+        stats.accept_errors
+    );
+}
