@@ -82,7 +82,6 @@ impl fmt::Display for Method {
 }
 
 /// The body as the connection delivers it to the request.
-#[derive(Default)]
 pub(crate) struct BodyChannel {
     pub(crate) data: BytesMut,
     pub(crate) done: bool,
@@ -91,9 +90,38 @@ pub(crate) struct BodyChannel {
     /// Set when the request (or its body handle) is dropped: later bytes are
     /// discarded instead of buffered.
     pub(crate) abandoned: bool,
+    /// The reader collects the whole body (`body()`): never pause for it.
+    pub(crate) collecting: bool,
+    /// The connection stopped reading because `data` is full; the reader
+    /// calls `resume` after taking some.
+    pub(crate) paused: bool,
+    pub(crate) resume: Option<Rc<dyn Fn()>>,
 }
 
 impl BodyChannel {
+    pub(crate) fn new(resume: Rc<dyn Fn()>) -> BodyChannel {
+        BodyChannel {
+            data: BytesMut::new(),
+            done: false,
+            error: None,
+            waker: None,
+            abandoned: false,
+            collecting: false,
+            paused: false,
+            resume: Some(resume),
+        }
+    }
+
+    /// Called by the reader after taking data: lets a paused connection
+    /// read again.
+    fn taken(&mut self) {
+        if std::mem::take(&mut self.paused) {
+            if let Some(resume) = &self.resume {
+                resume();
+            }
+        }
+    }
+
     pub(crate) fn push(&mut self, bytes: &[u8]) {
         if !self.abandoned {
             self.data.extend_from_slice(bytes);
@@ -278,6 +306,11 @@ impl Request {
             Body::Full(b) => Ok(b),
             Body::Taken => Err(io::Error::other("the request body was already taken")),
             Body::Streaming(chan) => {
+                {
+                    let mut c = chan.borrow_mut();
+                    c.collecting = true;
+                    c.taken();
+                }
                 let result = poll_fn(|cx| {
                     let mut c = chan.borrow_mut();
                     if let Some((kind, why)) = c.error {
@@ -309,7 +342,9 @@ impl Request {
                 let r = poll_fn(|cx| {
                     let mut c = chan.borrow_mut();
                     if !c.data.is_empty() {
-                        return Poll::Ready(Some(Ok(c.data.split().freeze())));
+                        let data = c.data.split().freeze();
+                        c.taken();
+                        return Poll::Ready(Some(Ok(data)));
                     }
                     if let Some((kind, why)) = c.error {
                         return Poll::Ready(Some(Err(io::Error::new(kind, why))));

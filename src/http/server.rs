@@ -95,11 +95,16 @@ const ACCEPT_BUDGET: usize = 128;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 /// Free buffers the pool keeps.
 const POOL_KEEP: usize = 256;
+/// Body bytes buffered for a handler that reads them piece by piece before
+/// the connection stops reading (flow control for large uploads).
+pub(crate) const BODY_WINDOW: usize = 256 * 1024;
 
 /// Timer values that are not connection keys.
 const TIMER_DATE: usize = usize::MAX;
 const TIMER_ACCEPT: usize = usize::MAX - 1;
 const TIMER_SHUTDOWN: usize = usize::MAX - 2;
+/// Set on a connection key: resume reading a paused body.
+const TIMER_RESUME: usize = 1 << (usize::BITS - 2);
 /// The listener's `data` in the reactor.
 const LISTENER: usize = usize::MAX;
 
@@ -438,6 +443,14 @@ impl TimerTarget for ServerInner {
                     self.close(key);
                 }
             }
+            key if key & TIMER_RESUME != 0 => {
+                self.forget_timer_fired();
+                let key = key & !TIMER_RESUME;
+                if let Some(conn) = self.conns.borrow_mut().get_mut(key) {
+                    conn.c.readable = true; // the edge was consumed while paused
+                }
+                self.drive(key);
+            }
             key => self.on_connection_timer(key),
         }
     }
@@ -663,7 +676,14 @@ impl ServerInner {
 
     /// Whether reading more is useful now.
     fn wants_input(&self, c: &Connection) -> bool {
-        if c.body.is_some() {
+        if let Some(body) = &c.body {
+            if let Some(ch) = &body.channel {
+                let mut ch = ch.borrow_mut();
+                if !ch.collecting && !ch.abandoned && ch.data.len() >= BODY_WINDOW {
+                    ch.paused = true;
+                    return false;
+                }
+            }
             return true;
         }
         // Keep reading pipelined requests only up to one head's worth while
@@ -795,7 +815,15 @@ impl ServerInner {
                 RequestBody::Full(c.read_buf.split_to(n as usize).freeze())
             }
             kind => {
-                let channel = Rc::new(RefCell::new(BodyChannel::default()));
+                let server = Rc::downgrade(self);
+                let resume: Rc<dyn Fn()> = Rc::new(move || {
+                    if let Some(server) = server.upgrade() {
+                        // Deferred to the wheel: the reader may be running
+                        // inside this connection's own dispatch.
+                        server.set_server_timer(Duration::ZERO, TIMER_RESUME | key);
+                    }
+                });
+                let channel = Rc::new(RefCell::new(BodyChannel::new(resume)));
                 c.body = Some(Box::new(BodyReader::new(kind, Some(channel.clone()))));
                 if head.expect_continue {
                     c.out.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
@@ -1054,8 +1082,15 @@ impl ServerInner {
             Some((Wait::Linger, LINGER))
         } else if !c.out.is_empty() && !c.writable {
             Some((Wait::Write, self.config.write_timeout))
-        } else if c.body.is_some() {
+        } else if c
+            .body
+            .as_ref()
+            .is_some_and(|b| !b.channel.as_ref().is_some_and(|ch| ch.borrow().paused))
+        {
             Some((Wait::Body, self.config.body_timeout))
+        } else if c.body.is_some() {
+            // Paused for a slow reader: the handler sets the pace.
+            None
         } else if c.pending.is_some() || c.streaming.is_some() {
             None
         } else if !c.read_buf.is_empty() {
@@ -1331,6 +1366,18 @@ mod tests {
         ))
     }
 
+    /// The body channel of the request in progress on the one connection.
+    fn body_channel() -> Option<Rc<RefCell<BodyChannel>>> {
+        let inner = LAST
+            .with(|l| l.borrow().as_ref().and_then(|w| w.upgrade()))
+            .expect("server running");
+        let conns = inner.conns.borrow();
+        conns
+            .iter()
+            .next()
+            .and_then(|(_, c)| c.c.body.as_ref()?.channel.clone())
+    }
+
     async fn settle() {
         sleep(Duration::from_millis(15)).await;
     }
@@ -1369,6 +1416,15 @@ mod tests {
                 .get("/big", |_req: Request| async { Response::bytes(vec![0u8; 16 << 20]) })
                 .post("/echo", |mut req: Request| async move {
                     req.body().await.map(Response::bytes)
+                })
+                .post("/trickle", |mut req: Request| async move {
+                    // A reader that starts late: the window must hold.
+                    sleep(Duration::from_millis(300)).await;
+                    let mut n = 0;
+                    while let Some(chunk) = req.body_chunk().await {
+                        n += chunk?.len();
+                    }
+                    Ok::<_, io::Error>(Response::text(format!("{n} bytes")))
                 });
             let addr = server.local_addr().unwrap();
             crate::spawn(server.serve());
@@ -1404,6 +1460,40 @@ mod tests {
             assert!(read_response(&mut client).await.ends_with("1234567890"));
             settle().await;
             assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+
+            // A large upload whose handler starts reading late: the
+            // connection stops reading at the window instead of buffering
+            // the whole body.
+            client
+                .write_all(b"POST /trickle HTTP/1.1\r\nHost: x\r\nContent-Length: 1048576\r\n\r\n")
+                .await
+                .unwrap();
+            settle().await;
+            let channel = body_channel().expect("the body is in progress");
+            let chunk = vec![b'u'; 64 * 1024];
+            let writer = crate::spawn(async move {
+                for _ in 0..16 {
+                    client.write_all(&chunk).await.unwrap();
+                }
+                client
+            });
+            let mut peak = 0;
+            for _ in 0..15 {
+                settle().await;
+                peak = peak.max(channel.borrow().data.len());
+            }
+            let mut client = writer.await.unwrap();
+            let reply = read_response(&mut client).await;
+            assert!(reply.ends_with("1048576 bytes"), "{reply}");
+            assert!(
+                peak >= BODY_WINDOW / 2,
+                "the reader was not slow enough to test anything: {peak}"
+            );
+            assert!(
+                peak <= BODY_WINDOW + 128 * 1024,
+                "buffered {peak} bytes past the window"
+            );
+            settle().await;
 
             // A handler that is not ready: a task, and no timer on the
             // connection while it runs.
