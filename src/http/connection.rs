@@ -71,6 +71,29 @@ impl BodyReader {
     }
 }
 
+/// Where a connection is in its life (the diagram above). Computed from
+/// what the connection holds rather than stored beside it, so the two can
+/// never disagree.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Phase {
+    /// Keep-alive, between requests: nothing buffered, no buffers held.
+    Idle,
+    /// Part of a request head has arrived.
+    ReadingHead,
+    /// A request body is arriving.
+    ReadingBody,
+    /// A body is arriving faster than its handler reads it; reading paused.
+    BodyPaused,
+    /// A handler did not finish on its first poll and runs as a task.
+    HandlerPending,
+    /// A streamed response is being fed by a task.
+    Streaming,
+    /// Output is queued and the client is not taking it.
+    Writing,
+    /// Half-closed, reading and discarding until the client closes.
+    Closing,
+}
+
 /// A streamed (chunked) response being fed by a task.
 pub(crate) struct Streaming {
     pub(crate) task: JoinHandle<()>,
@@ -101,6 +124,8 @@ pub(crate) struct Connection {
     pub(crate) read_closed: bool,
     /// Close once the output is written (Connection: close, or an error).
     pub(crate) close_after_write: bool,
+    /// Half-closed after the last response, draining until the client closes.
+    pub(crate) lingering: bool,
 }
 
 impl Connection {
@@ -122,6 +147,29 @@ impl Connection {
             writable: false,
             read_closed: false,
             close_after_write: false,
+            lingering: false,
+        }
+    }
+
+    pub(crate) fn phase(&self) -> Phase {
+        if self.lingering {
+            Phase::Closing
+        } else if !self.out.is_empty() && !self.writable {
+            Phase::Writing
+        } else if let Some(body) = &self.body {
+            if body.channel.as_ref().is_some_and(|ch| ch.borrow().paused) {
+                Phase::BodyPaused
+            } else {
+                Phase::ReadingBody
+            }
+        } else if self.pending.is_some() {
+            Phase::HandlerPending
+        } else if self.streaming.is_some() {
+            Phase::Streaming
+        } else if !self.read_buf.is_empty() {
+            Phase::ReadingHead
+        } else {
+            Phase::Idle
         }
     }
 
@@ -212,17 +260,27 @@ impl Connection {
         Ok(total)
     }
 
-    /// Reads and discards whatever is left in the socket before a close, so
-    /// that the kernel does not answer unread data with a reset that could
-    /// destroy the response in flight (the "lingering close" of nginx).
-    pub(crate) fn drain_socket(&mut self) {
-        let mut scratch = [0u8; 1024];
-        for _ in 0..16 {
+    /// Reads and discards input while lingering; returns true once the
+    /// client has closed its side (or the socket failed), false when it
+    /// would block (wait for the next edge or the linger timer).
+    pub(crate) fn discard_input(&mut self) -> bool {
+        if self.read_closed {
+            return true;
+        }
+        let mut scratch = [0u8; 4096];
+        for _ in 0..64 {
             match (&self.stream).read(&mut scratch) {
-                Ok(n) if n > 0 => {}
-                _ => break,
+                Ok(0) => return true,
+                Ok(_) => {}
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.readable = false;
+                    return false;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => return true,
             }
         }
+        false
     }
 }
 

@@ -29,7 +29,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 use mio::{Interest, Token};
 use slab::Slab;
 
-use super::connection::{BodyFraming, BodyReader, Connection, Streaming};
+use super::connection::{BodyFraming, BodyReader, Connection, Phase, Streaming};
 use super::date::DateCache;
 use super::parse::{self, BodyKind};
 use super::request::{Body as RequestBody, BodyChannel, Method, Request};
@@ -353,16 +353,6 @@ impl StatsHandle {
     }
 }
 
-/// What a connection's single timer is bounding.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Wait {
-    Idle,
-    Head,
-    Body,
-    Write,
-    Linger,
-}
-
 pub(crate) struct ServerInner {
     core: Rc<Core>,
     config: Config,
@@ -386,11 +376,10 @@ pub(crate) struct ServerInner {
     timers: RefCell<Vec<TimerKey>>,
 }
 
-/// A connection and what its timer is for.
+/// A connection and the phase its timer was armed for.
 pub(crate) struct Conn {
     c: Connection,
-    wait: Option<Wait>,
-    lingering: bool,
+    timer_for: Option<Phase>,
 }
 
 /// Why a connection must close now.
@@ -581,8 +570,7 @@ impl ServerInner {
         self.next_id.set(id.wrapping_add(1));
         entry.insert(Conn {
             c: Connection::new(stream, token, id, peer),
-            wait: None,
-            lingering: false,
+            timer_for: None,
         });
         add(&self.counters.accepted, 1);
         add(&self.counters.active, 1);
@@ -616,8 +604,8 @@ impl ServerInner {
                 let n = conn.c.flush().map_err(|_| Close)?;
                 add(&self.counters.bytes_out, n as u64);
                 moved |= n > 0;
-                if n > 0 && conn.wait == Some(Wait::Write) {
-                    conn.wait = None; // progress: restart the write timer
+                if n > 0 && conn.timer_for == Some(Phase::Writing) {
+                    conn.timer_for = None; // progress: restart the write timer
                 }
             }
             if conn.c.out.len() < self.config.output_high_watermark {
@@ -629,16 +617,16 @@ impl ServerInner {
             if conn.c.out.is_empty() {
                 self.record_batch(&mut conn.c);
                 if conn.c.close_after_write && conn.c.pending.is_none() && conn.c.streaming.is_none() {
-                    if !conn.lingering {
+                    if !conn.c.lingering {
                         // Half-close, then read and discard until the client
-                        // closes too, so unread input cannot turn our close
-                        // into a reset that destroys the response in flight.
+                        // closes too (or the linger timer fires), so unread
+                        // input cannot turn our close into a reset that
+                        // destroys the response in flight.
                         let _ = conn.c.stream.shutdown(std::net::Shutdown::Write);
-                        conn.lingering = true;
-                        conn.wait = None;
+                        conn.c.lingering = true;
+                        conn.c.read_buf.clear();
                     }
-                    conn.c.drain_socket();
-                    return Err(Close);
+                    return if conn.c.discard_input() { Err(Close) } else { Ok(()) };
                 }
             }
             if conn.c.readable && !conn.c.read_closed && self.wants_input(&conn.c) {
@@ -649,8 +637,8 @@ impl ServerInner {
                 let n = conn.c.fill(self.config.buffer_size, max).map_err(|_| Close)?;
                 add(&self.counters.bytes_in, n as u64);
                 moved |= n > 0;
-                if n > 0 && conn.wait == Some(Wait::Body) {
-                    conn.wait = None; // progress: restart the body timer
+                if n > 0 && conn.timer_for == Some(Phase::ReadingBody) {
+                    conn.timer_for = None; // progress: restart the body timer
                 }
             }
             moved |= self.process(key, &mut conn.c)?;
@@ -1077,34 +1065,24 @@ impl ServerInner {
     /// already bounding the same wait is kept (so a trickle of bytes cannot
     /// extend a header deadline).
     fn arm_timer(self: &Rc<Self>, key: usize, conn: &mut Conn) {
-        let c = &conn.c;
-        let want = if conn.lingering {
-            Some((Wait::Linger, LINGER))
-        } else if !c.out.is_empty() && !c.writable {
-            Some((Wait::Write, self.config.write_timeout))
-        } else if c
-            .body
-            .as_ref()
-            .is_some_and(|b| !b.channel.as_ref().is_some_and(|ch| ch.borrow().paused))
-        {
-            Some((Wait::Body, self.config.body_timeout))
-        } else if c.body.is_some() {
-            // Paused for a slow reader: the handler sets the pace.
-            None
-        } else if c.pending.is_some() || c.streaming.is_some() {
-            None
-        } else if !c.read_buf.is_empty() {
-            Some((Wait::Head, self.config.header_timeout))
-        } else {
-            Some((Wait::Idle, self.config.keep_alive_timeout))
+        let phase = conn.c.phase();
+        let after = match phase {
+            Phase::Idle => Some(self.config.keep_alive_timeout),
+            Phase::ReadingHead => Some(self.config.header_timeout),
+            Phase::ReadingBody => Some(self.config.body_timeout),
+            Phase::Writing => Some(self.config.write_timeout),
+            Phase::Closing => Some(LINGER),
+            // The handler (or stream, or slow body reader) sets the pace.
+            Phase::BodyPaused | Phase::HandlerPending | Phase::Streaming => None,
         };
-        if want.map(|(w, _)| w) == conn.wait && conn.c.timer.is_some() {
+        let want = after.map(|a| (phase, a));
+        if want.map(|(p, _)| p) == conn.timer_for && conn.c.timer.is_some() {
             return;
         }
         if let Some(old) = conn.c.timer.take() {
             drop(self.core.timers.borrow_mut().cancel(old));
         }
-        conn.wait = want.map(|(w, _)| w);
+        conn.timer_for = want.map(|(p, _)| p);
         if let Some((_, after)) = want {
             let tick = self.core.deadline_tick(Instant::now() + after);
             conn.c.timer = Some(
@@ -1122,8 +1100,8 @@ impl ServerInner {
             let Some(conn) = conns.get_mut(key) else { return };
             conn.c.timer = None;
             add(&self.counters.timeouts, 1);
-            match conn.wait.take() {
-                Some(Wait::Head) | Some(Wait::Body) => {
+            match conn.timer_for.take() {
+                Some(Phase::ReadingHead) | Some(Phase::ReadingBody) => {
                     // 408 where a request was under way; then close.
                     if let Some(ch) = conn.c.body.take().and_then(|b| b.channel) {
                         ch.borrow_mut()
@@ -1348,22 +1326,16 @@ mod tests {
         pub(super) static LAST: RefCell<Option<std::rc::Weak<ServerInner>>> = const { RefCell::new(None) };
     }
 
-    /// What the one connection holds: (timer wait, handler pending, body in
-    /// progress, read buffer capacity, output buffer capacity).
-    fn state() -> Option<(Option<Wait>, bool, bool, usize, usize)> {
+    /// The one connection: (phase, phase its timer bounds, read buffer
+    /// capacity, output buffer capacity).
+    fn state() -> Option<(Phase, Option<Phase>, usize, usize)> {
         let inner = LAST
             .with(|l| l.borrow().as_ref().and_then(|w| w.upgrade()))
             .expect("server running");
         let conns = inner.conns.borrow();
         let (_, conn) = conns.iter().next()?;
         let c = &conn.c;
-        Some((
-            conn.wait,
-            c.pending.is_some(),
-            c.body.is_some(),
-            c.read_buf.capacity(),
-            c.out.buf.capacity(),
-        ))
+        Some((c.phase(), conn.timer_for, c.read_buf.capacity(), c.out.buf.capacity()))
     }
 
     /// The body channel of the request in progress on the one connection.
@@ -1432,20 +1404,20 @@ mod tests {
             settle().await;
 
             // Accepted, nothing sent: idle, keep-alive timer, no buffers.
-            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+            assert_eq!(state(), Some((Phase::Idle, Some(Phase::Idle), 0, 0)));
 
             // Part of a head: header timer, and a read buffer from the pool.
             client.write_all(b"GET / HTTP/1.1\r\nHo").await.unwrap();
             settle().await;
-            let (wait, pending, body, read_cap, _) = state().unwrap();
-            assert_eq!((wait, pending, body), (Some(Wait::Head), false, false));
+            let (phase, timer_for, read_cap, _) = state().unwrap();
+            assert_eq!((phase, timer_for), (Phase::ReadingHead, Some(Phase::ReadingHead)));
             assert!(read_cap > 0);
 
             // The rest: answered in the same turn, then idle with no buffers.
             client.write_all(b"st: x\r\n\r\n").await.unwrap();
             assert!(read_response(&mut client).await.ends_with("hi"));
             settle().await;
-            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+            assert_eq!(state(), Some((Phase::Idle, Some(Phase::Idle), 0, 0)));
 
             // A head whose body is still arriving: body timer.
             client
@@ -1453,13 +1425,17 @@ mod tests {
                 .await
                 .unwrap();
             settle().await;
-            let (wait, pending, body, _, _) = state().unwrap();
-            assert_eq!((wait, body), (Some(Wait::Body), true));
-            assert!(pending, "the handler awaits the body as a task");
+            let (phase, timer_for, _, _) = state().unwrap();
+            assert_eq!((phase, timer_for), (Phase::ReadingBody, Some(Phase::ReadingBody)));
+            assert!(
+                LAST.with(|l| l.borrow().as_ref().and_then(|w| w.upgrade()))
+                    .is_some_and(|s| s.conns.borrow().iter().all(|(_, c)| c.c.pending.is_some())),
+                "the handler awaits the body as a task"
+            );
             client.write_all(b"67890").await.unwrap();
             assert!(read_response(&mut client).await.ends_with("1234567890"));
             settle().await;
-            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+            assert_eq!(state(), Some((Phase::Idle, Some(Phase::Idle), 0, 0)));
 
             // A large upload whose handler starts reading late: the
             // connection stops reading at the window instead of buffering
@@ -1470,6 +1446,7 @@ mod tests {
                 .unwrap();
             settle().await;
             let channel = body_channel().expect("the body is in progress");
+            assert_eq!(state().map(|s| s.0), Some(Phase::ReadingBody));
             let chunk = vec![b'u'; 64 * 1024];
             let writer = crate::spawn(async move {
                 for _ in 0..16 {
@@ -1482,6 +1459,11 @@ mod tests {
                 settle().await;
                 peak = peak.max(channel.borrow().data.len());
             }
+            assert_eq!(
+                state().map(|s| (s.0, s.1)),
+                Some((Phase::BodyPaused, None)),
+                "paused, no body timer"
+            );
             let mut client = writer.await.unwrap();
             let reply = read_response(&mut client).await;
             assert!(reply.ends_with("1048576 bytes"), "{reply}");
@@ -1502,17 +1484,17 @@ mod tests {
                 .await
                 .unwrap();
             settle().await;
-            let (wait, pending, body, _, _) = state().unwrap();
-            assert_eq!((wait, pending, body), (None, true, false));
+            let (phase, timer_for, _, _) = state().unwrap();
+            assert_eq!((phase, timer_for), (Phase::HandlerPending, None));
             assert!(read_response(&mut client).await.ends_with("slow"));
             settle().await;
-            assert_eq!(state(), Some((Some(Wait::Idle), false, false, 0, 0)));
+            assert_eq!(state(), Some((Phase::Idle, Some(Phase::Idle), 0, 0)));
 
             // A response the client does not read: write timer.
             client.write_all(b"GET /big HTTP/1.1\r\nHost: x\r\n\r\n").await.unwrap();
             settle().await;
-            let (wait, _, _, _, _) = state().unwrap();
-            assert_eq!(wait, Some(Wait::Write));
+            let (phase, timer_for, _, _) = state().unwrap();
+            assert_eq!((phase, timer_for), (Phase::Writing, Some(Phase::Writing)));
             drop(client);
 
             // A malformed request: 400, then the connection is gone.
@@ -1523,9 +1505,17 @@ mod tests {
             let reply = read_response(&mut client).await;
             assert!(reply.starts_with("HTTP/1.1 400 "), "{reply}");
             let mut rest = [0u8; 16];
-            assert_eq!(client.read(&mut rest).await.unwrap(), 0, "closed after the 400");
+            assert_eq!(client.read(&mut rest).await.unwrap(), 0, "half-closed after the 400");
+            // Lingering: discarding input until the client closes.
+            client.write_all(b"ignored").await.unwrap();
             settle().await;
-            assert_eq!(state(), None);
+            assert_eq!(
+                state().map(|s| (s.0, s.1)),
+                Some((Phase::Closing, Some(Phase::Closing)))
+            );
+            drop(client);
+            settle().await;
+            assert_eq!(state(), None, "closed once the client closed");
         });
     }
 }
