@@ -287,10 +287,7 @@ impl Drop for Cleanup {
     fn drop(&mut self) {
         let inner = &self.0;
         inner.close_listener();
-        let keys: Vec<usize> = inner.conns.borrow().iter().map(|(k, _)| k).collect();
-        for key in keys {
-            inner.close(key);
-        }
+        inner.close_all();
         let timers = std::mem::take(&mut *inner.timers.borrow_mut());
         let mut wheel = inner.core.timers.borrow_mut();
         for key in timers {
@@ -427,10 +424,7 @@ impl TimerTarget for ServerInner {
             }
             TIMER_SHUTDOWN => {
                 self.forget_timer_fired();
-                let keys: Vec<usize> = self.conns.borrow().iter().map(|(k, _)| k).collect();
-                for key in keys {
-                    self.close(key);
-                }
+                self.close_all();
             }
             key if key & TIMER_RESUME != 0 => {
                 self.forget_timer_fired();
@@ -456,10 +450,7 @@ impl ServerInner {
             _ => {
                 self.draining.set(true);
                 self.close_listener();
-                let keys: Vec<usize> = self.conns.borrow().iter().map(|(k, _)| k).collect();
-                for key in keys {
-                    self.close(key);
-                }
+                self.close_all();
             }
         }
         if self.draining.get() && self.conns.borrow().is_empty() {
@@ -484,6 +475,21 @@ impl ServerInner {
         // The rest finish the request they are on; their response says
         // Connection: close.
         self.set_server_timer(self.config.shutdown_timeout, TIMER_SHUTDOWN);
+    }
+
+    fn close_all(self: &Rc<Self>) {
+        let keys: Vec<usize> = self.conns.borrow().iter().map(|(k, _)| k).collect();
+        for key in keys {
+            self.close(key);
+        }
+    }
+
+    /// Stops the handler task of a request the connection gave up on.
+    fn abandon_handler(&self, c: &mut Connection) {
+        if let Some(task) = c.pending.take() {
+            task.abort();
+            self.in_flight.set(self.in_flight.get() - 1);
+        }
     }
 
     fn close_listener(&self) {
@@ -676,9 +682,7 @@ impl ServerInner {
         }
         // Keep reading pipelined requests only up to one head's worth while
         // the output drains or a handler runs.
-        c.read_buf.len() < self.config.max_head
-            && (c.ready_for_next() || c.read_buf.len() < self.config.max_head)
-            && c.out.len() < self.config.output_high_watermark
+        c.read_buf.len() < self.config.max_head && c.out.len() < self.config.output_high_watermark
     }
 
     fn read_limit(&self, c: &Connection) -> usize {
@@ -771,10 +775,7 @@ impl ServerInner {
             c.read_buf.clear();
             // The handler (if still running) is abandoned: its request is
             // broken, and the connection answers for it.
-            if let Some(task) = c.pending.take() {
-                task.abort();
-                self.in_flight.set(self.in_flight.get() - 1);
-            }
+            self.abandon_handler(c);
             self.error_response(c, status, why, 1);
         } else if done {
             if let Some(ch) = c.body.take().and_then(|b| b.channel) {
@@ -1108,10 +1109,7 @@ impl ServerInner {
                             .finish(Some((io::ErrorKind::TimedOut, "request body timed out")));
                     }
                     conn.c.read_buf.clear();
-                    if let Some(task) = conn.c.pending.take() {
-                        task.abort();
-                        self.in_flight.set(self.in_flight.get() - 1);
-                    }
+                    self.abandon_handler(&mut conn.c);
                     self.error_response(&mut conn.c, 408, "Request Timeout", 1);
                     conn.c.writable = true;
                     false
@@ -1137,10 +1135,7 @@ impl ServerInner {
             drop(self.core.timers.borrow_mut().cancel(t));
         }
         self.core.reactor.deregister(&mut c.stream, c.token);
-        if let Some(task) = c.pending.take() {
-            task.abort();
-            self.in_flight.set(self.in_flight.get().saturating_sub(1));
-        }
+        self.abandon_handler(&mut c);
         if let Some(s) = c.streaming.take() {
             s.task.abort();
         }
