@@ -21,7 +21,7 @@
 //! ```
 //!
 //! Phases are not stored as one enum: they are derived from what the
-//! connection holds (`body`, `pending`, bytes in `read_buf`, output), which
+//! connection holds (`body`, `pending`, bytes read, output queued), which
 //! keeps them from disagreeing. `docs/http.md` describes each transition.
 
 use std::cell::RefCell;
@@ -101,23 +101,62 @@ pub(crate) struct Streaming {
     pub(crate) waker: Option<std::task::Waker>,
 }
 
+/// The peer's address, in 16 bytes: IPv4 inline, IPv6 (rare on the hot
+/// path, and 28 bytes) boxed.
+pub(crate) enum Peer {
+    V4(std::net::SocketAddrV4),
+    V6(Box<std::net::SocketAddrV6>),
+}
+
+impl Peer {
+    pub(crate) fn new(addr: SocketAddr) -> Peer {
+        match addr {
+            SocketAddr::V4(a) => Peer::V4(a),
+            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        }
+    }
+
+    pub(crate) fn get(&self) -> SocketAddr {
+        match self {
+            Peer::V4(a) => SocketAddr::V4(*a),
+            Peer::V6(a) => SocketAddr::V6(**a),
+        }
+    }
+}
+
+/// What a connection needs only while a request is in progress: taken from
+/// the server's pool when bytes arrive, given back when it is idle again.
+#[derive(Default)]
+pub(crate) struct Buffers {
+    pub(crate) read: BytesMut,
+    pub(crate) out: Output,
+    /// When the first response not yet fully written was parsed.
+    pub(crate) batch_start: Option<Instant>,
+    pub(crate) batch_len: u32,
+}
+
+impl Buffers {
+    pub(crate) fn is_idle(&self) -> bool {
+        self.read.is_empty() && self.out.is_empty()
+    }
+}
+
+/// One connection. Idle, it is a socket, two ids, a timer key, a peer
+/// address and a few flags: everything else hangs off `bufs`, `body`,
+/// `pending` and `streaming`, which are empty between requests.
 pub(crate) struct Connection {
     pub(crate) stream: mio::net::TcpStream,
     pub(crate) token: Token,
     /// Distinguishes this connection from a later one in the same slab slot,
     /// for completions that arrive from tasks.
     pub(crate) id: u32,
-    pub(crate) peer: SocketAddr,
-    pub(crate) read_buf: BytesMut,
-    pub(crate) out: Output,
+    pub(crate) peer: Peer,
+    pub(crate) bufs: Option<Box<Buffers>>,
     pub(crate) timer: Option<TimerKey>,
     pub(crate) body: Option<Box<BodyReader>>,
     /// The task running a handler that did not finish on its first poll.
     pub(crate) pending: Option<JoinHandle<()>>,
     pub(crate) streaming: Option<Box<Streaming>>,
-    /// When the first response not yet fully written was parsed.
-    pub(crate) batch_start: Option<Instant>,
-    pub(crate) batch_len: u32,
     pub(crate) readable: bool,
     pub(crate) writable: bool,
     /// Read side is finished (EOF or error): serve what is buffered, then close.
@@ -134,15 +173,12 @@ impl Connection {
             stream,
             token,
             id,
-            peer,
-            read_buf: BytesMut::new(),
-            out: Output::default(),
+            peer: Peer::new(peer),
+            bufs: None,
             timer: None,
             body: None,
             pending: None,
             streaming: None,
-            batch_start: None,
-            batch_len: 0,
             readable: false,
             writable: false,
             read_closed: false,
@@ -151,10 +187,23 @@ impl Connection {
         }
     }
 
+    /// Bytes read and not yet consumed.
+    pub(crate) fn input(&self) -> &[u8] {
+        self.bufs.as_deref().map_or(&[], |b| &b.read[..])
+    }
+
+    pub(crate) fn output_len(&self) -> usize {
+        self.bufs.as_deref().map_or(0, |b| b.out.len())
+    }
+
+    pub(crate) fn output_empty(&self) -> bool {
+        self.bufs.as_deref().is_none_or(|b| b.out.is_empty())
+    }
+
     pub(crate) fn phase(&self) -> Phase {
         if self.lingering {
             Phase::Closing
-        } else if !self.out.is_empty() && !self.writable {
+        } else if !self.output_empty() && !self.writable {
             Phase::Writing
         } else if let Some(body) = &self.body {
             if body.channel.as_ref().is_some_and(|ch| ch.borrow().paused) {
@@ -166,7 +215,7 @@ impl Connection {
             Phase::HandlerPending
         } else if self.streaming.is_some() {
             Phase::Streaming
-        } else if !self.read_buf.is_empty() {
+        } else if !self.input().is_empty() {
             Phase::ReadingHead
         } else {
             Phase::Idle
@@ -182,17 +231,19 @@ impl Connection {
     /// Reads until `WouldBlock`, EOF, `max` buffered bytes, or four reads
     /// (the fairness budget); returns bytes read. Grows the buffer by
     /// `chunk` when it is full.
+    /// The caller takes buffers from the pool first.
     pub(crate) fn fill(&mut self, chunk: usize, max: usize) -> io::Result<usize> {
+        let buf = &mut self.bufs.as_deref_mut().expect("buffers taken before reading").read;
         let mut total = 0;
         for _ in 0..4 {
-            let allowed = max.saturating_sub(self.read_buf.len());
+            let allowed = max.saturating_sub(buf.len());
             if allowed == 0 {
                 break;
             }
-            if self.read_buf.capacity() == self.read_buf.len() {
-                self.read_buf.reserve(chunk.min(allowed));
+            if buf.capacity() == buf.len() {
+                buf.reserve(chunk.min(allowed));
             }
-            let spare = self.read_buf.spare_capacity_mut();
+            let spare = buf.spare_capacity_mut();
             let room = spare.len().min(allowed);
             // SAFETY: `read` writes at most `room` bytes into the spare
             // capacity, which is valid for writes of `room` bytes; nothing
@@ -221,7 +272,7 @@ impl Connection {
                 break;
             }
             // SAFETY: the kernel initialised the first `n` spare bytes.
-            unsafe { self.read_buf.set_len(self.read_buf.len() + n as usize) };
+            unsafe { buf.set_len(buf.len() + n as usize) };
             total += n as usize;
             if (n as usize) < room {
                 // A short read: the socket is very likely drained; the next
@@ -234,19 +285,23 @@ impl Connection {
 
     /// Writes queued output until done or `WouldBlock`; returns bytes written.
     pub(crate) fn flush(&mut self) -> io::Result<usize> {
+        let Some(bufs) = self.bufs.as_deref_mut() else {
+            return Ok(0);
+        };
+        let out = &mut bufs.out;
         let mut total = 0;
-        while !self.out.is_empty() {
-            let result = if self.out.queue.is_empty() {
-                (&self.stream).write(&self.out.buf)
+        while !out.is_empty() {
+            let result = if out.queue.is_empty() {
+                (&self.stream).write(&out.buf)
             } else {
                 let mut slices = [io::IoSlice::new(&[]); 64];
-                let n = self.out.io_slices(&mut slices);
+                let n = out.io_slices(&mut slices);
                 (&self.stream).write_vectored(&slices[..n])
             };
             match result {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => {
-                    self.out.advance(n);
+                    out.advance(n);
                     total += n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
