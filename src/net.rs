@@ -89,6 +89,16 @@ impl TcpListener {
         Err(last.expect("resolve returns at least one address"))
     }
 
+    /// Binds with `SO_REUSEPORT` too, so that several listeners (threads or
+    /// processes) share one port. On Linux the kernel spreads incoming
+    /// connections across them; macOS and FreeBSD accept the option but hand
+    /// connections to one listener (FreeBSD's balancing option is
+    /// `SO_REUSEPORT_LB`). Unix only.
+    #[cfg(unix)]
+    pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<TcpListener> {
+        Self::from_std(listen(addr, true)?)
+    }
+
     /// Wraps a std listener, switching it to non-blocking mode.
     pub fn from_std(listener: std::net::TcpListener) -> io::Result<TcpListener> {
         listener.set_nonblocking(true)?;
@@ -146,11 +156,31 @@ impl TcpStream {
 
     async fn connect_one(addr: SocketAddr) -> io::Result<TcpStream> {
         let stream = Self::from_mio(mio::net::TcpStream::connect(addr)?)?;
-        // mio's contract for a non-blocking connect: wait for writability,
-        // then `take_error` reports a failed connect and `peer_addr` tells a
-        // finished connect from a spurious wake-up.
+        stream.finish_connect().await?;
+        Ok(stream)
+    }
+
+    /// Opens a connection from the local address `local` (port 0 picks one):
+    /// how a client spreads many connections over several source addresses
+    /// (127.0.0.2, 127.0.0.3, ...) so as not to run out of ephemeral ports.
+    /// Unix only.
+    #[cfg(unix)]
+    pub async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<TcpStream> {
+        let fd = sys::Socket::new(&local)?;
+        fd.set_reuse_addr()?;
+        fd.bind(&local)?;
+        fd.connect_nonblocking(&remote)?;
+        let stream = Self::from_mio(mio::net::TcpStream::from_std(fd.into_stream()))?;
+        stream.finish_connect().await?;
+        Ok(stream)
+    }
+
+    /// Waits for a non-blocking connect to finish. mio's contract: wait for
+    /// writability, then `take_error` reports a failed connect and
+    /// `peer_addr` tells a finished connect from a spurious wake-up.
+    async fn finish_connect(&self) -> io::Result<()> {
         poll_fn(|cx| {
-            stream.reg.poll_io(cx, Direction::Write, |s| {
+            self.reg.poll_io(cx, Direction::Write, |s| {
                 if let Some(e) = s.take_error()? {
                     return Err(e);
                 }
@@ -161,8 +191,7 @@ impl TcpStream {
                 }
             })
         })
-        .await?;
-        Ok(stream)
+        .await
     }
 
     /// Wraps a connected std stream, switching it to non-blocking mode.
@@ -271,5 +300,173 @@ impl fmt::Debug for TcpStream {
             .field("local_addr", &self.local_addr().ok())
             .field("peer_addr", &self.peer_addr().ok())
             .finish()
+    }
+}
+
+/// The listen backlog solo asks for: deep enough for bursts of thousands of
+/// connects (the kernel caps it at `net.core.somaxconn`).
+pub const LISTEN_BACKLOG: i32 = 4096;
+
+/// A bound, listening, non-blocking std listener with `SO_REUSEADDR` (and
+/// `SO_REUSEPORT` if asked) and a backlog of [`LISTEN_BACKLOG`]. Unix only.
+#[cfg(unix)]
+pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
+    let fd = sys::Socket::new(&addr)?;
+    fd.set_reuse_addr()?;
+    if reuse_port {
+        fd.set_reuse_port()?;
+    }
+    fd.bind(&addr)?;
+    fd.listen(LISTEN_BACKLOG)?;
+    Ok(fd.into_listener())
+}
+
+/// The few socket calls std does not expose (bind before connect, reuse
+/// port, backlog), on raw descriptors.
+#[cfg(unix)]
+mod sys {
+    use std::io;
+    use std::mem;
+    use std::net::SocketAddr;
+    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+
+    /// An owned socket descriptor (closed on drop unless converted).
+    pub(super) struct Socket(OwnedFd);
+
+    fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
+        if ret < 0 {
+            Err(io::Error::last_os_error())
+        } else {
+            Ok(ret)
+        }
+    }
+
+    /// A `sockaddr_storage` holding `addr`, and its length.
+    fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
+        // SAFETY: sockaddr_storage is plain data for which all-zero is valid;
+        // it is large and aligned enough for sockaddr_in and sockaddr_in6,
+        // which are written through correctly typed pointers.
+        unsafe {
+            let mut storage: libc::sockaddr_storage = mem::zeroed();
+            let len = match addr {
+                SocketAddr::V4(a) => {
+                    let sin = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in);
+                    sin.sin_family = libc::AF_INET as libc::sa_family_t;
+                    sin.sin_port = a.port().to_be();
+                    sin.sin_addr = libc::in_addr {
+                        s_addr: u32::from_ne_bytes(a.ip().octets()),
+                    };
+                    mem::size_of::<libc::sockaddr_in>()
+                }
+                SocketAddr::V6(a) => {
+                    let sin6 = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6);
+                    sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
+                    sin6.sin6_port = a.port().to_be();
+                    sin6.sin6_addr.s6_addr = a.ip().octets();
+                    sin6.sin6_flowinfo = a.flowinfo();
+                    sin6.sin6_scope_id = a.scope_id();
+                    mem::size_of::<libc::sockaddr_in6>()
+                }
+            };
+            (storage, len as libc::socklen_t)
+        }
+    }
+
+    impl Socket {
+        pub(super) fn new(addr: &SocketAddr) -> io::Result<Socket> {
+            let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+            // SAFETY: socket(2) with constant arguments; the descriptor it
+            // returns is owned by the OwnedFd from here on.
+            let fd = unsafe { check(libc::socket(family, libc::SOCK_STREAM, 0))? };
+            // SAFETY: `fd` is a fresh descriptor nobody else owns.
+            let socket = Socket(unsafe { OwnedFd::from_raw_fd(fd) });
+            socket.set_flags()?;
+            Ok(socket)
+        }
+
+        fn raw(&self) -> RawFd {
+            std::os::fd::AsRawFd::as_raw_fd(&self.0)
+        }
+
+        /// Non-blocking and close-on-exec (set here rather than with
+        /// SOCK_NONBLOCK, which macOS lacks).
+        fn set_flags(&self) -> io::Result<()> {
+            // SAFETY: fcntl on a descriptor we own.
+            unsafe {
+                let fl = check(libc::fcntl(self.raw(), libc::F_GETFL))?;
+                check(libc::fcntl(self.raw(), libc::F_SETFL, fl | libc::O_NONBLOCK))?;
+                let fd = check(libc::fcntl(self.raw(), libc::F_GETFD))?;
+                check(libc::fcntl(self.raw(), libc::F_SETFD, fd | libc::FD_CLOEXEC))?;
+            }
+            Ok(())
+        }
+
+        fn set_option(&self, name: libc::c_int) -> io::Result<()> {
+            let one: libc::c_int = 1;
+            // SAFETY: setsockopt reads an int we own, of the size given.
+            unsafe {
+                check(libc::setsockopt(
+                    self.raw(),
+                    libc::SOL_SOCKET,
+                    name,
+                    &one as *const libc::c_int as *const libc::c_void,
+                    mem::size_of::<libc::c_int>() as libc::socklen_t,
+                ))?;
+            }
+            Ok(())
+        }
+
+        pub(super) fn set_reuse_addr(&self) -> io::Result<()> {
+            self.set_option(libc::SO_REUSEADDR)
+        }
+
+        pub(super) fn set_reuse_port(&self) -> io::Result<()> {
+            self.set_option(libc::SO_REUSEPORT)
+        }
+
+        pub(super) fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
+            let (storage, len) = raw_addr(addr);
+            // SAFETY: the address is valid for `len` bytes.
+            unsafe {
+                check(libc::bind(
+                    self.raw(),
+                    &storage as *const _ as *const libc::sockaddr,
+                    len,
+                ))?
+            };
+            Ok(())
+        }
+
+        pub(super) fn listen(&self, backlog: i32) -> io::Result<()> {
+            // SAFETY: listen(2) on a descriptor we own.
+            unsafe { check(libc::listen(self.raw(), backlog))? };
+            Ok(())
+        }
+
+        /// Starts a non-blocking connect; `EINPROGRESS` is the normal answer.
+        pub(super) fn connect_nonblocking(&self, addr: &SocketAddr) -> io::Result<()> {
+            let (storage, len) = raw_addr(addr);
+            // SAFETY: the address is valid for `len` bytes.
+            let ret = unsafe { libc::connect(self.raw(), &storage as *const _ as *const libc::sockaddr, len) };
+            if ret == 0 {
+                return Ok(());
+            }
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::EINPROGRESS) {
+                Ok(())
+            } else {
+                Err(e)
+            }
+        }
+
+        pub(super) fn into_stream(self) -> std::net::TcpStream {
+            // SAFETY: we own the descriptor and hand it over.
+            unsafe { std::net::TcpStream::from_raw_fd(self.0.into_raw_fd()) }
+        }
+
+        pub(super) fn into_listener(self) -> std::net::TcpListener {
+            // SAFETY: we own the descriptor and hand it over.
+            unsafe { std::net::TcpListener::from_raw_fd(self.0.into_raw_fd()) }
+        }
     }
 }

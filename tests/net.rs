@@ -185,3 +185,42 @@ fn fairness_budget_lets_other_tasks_run() {
         drop(client);
     });
 }
+
+#[test]
+fn connect_from_a_chosen_source_address() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let (listener, addr) = echo_server().await;
+        let local: std::net::SocketAddr = "127.0.0.2:0".parse().unwrap();
+        let client = TcpStream::connect_from(local, addr).await.unwrap();
+        let (_server_side, peer) = listener.accept().await.unwrap();
+        assert_eq!(peer.ip(), local.ip(), "the server sees the chosen source address");
+        assert_eq!(client.local_addr().unwrap().ip(), local.ip());
+        // Refused connects still fail clearly.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let err = TcpStream::connect_from(local, ([127, 0, 0, 1], port).into())
+            .await
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::ConnectionRefused);
+    });
+}
+
+#[test]
+fn listeners_share_a_port_with_reuse_port() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let a = TcpListener::bind_reuse_port("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = TcpListener::bind_reuse_port(addr).unwrap();
+        assert_eq!(b.local_addr().unwrap(), addr);
+        // Without the option the port is taken.
+        assert_eq!(
+            TcpListener::bind(addr).await.unwrap_err().kind(),
+            io::ErrorKind::AddrInUse
+        );
+    });
+}

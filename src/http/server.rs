@@ -136,9 +136,36 @@ pub struct Server {
 }
 
 impl Server {
-    /// Binds the listening socket now (so a taken port fails here).
+    /// Binds the listening socket now (so a taken port fails here), with
+    /// `SO_REUSEADDR` and a deep backlog (`net::LISTEN_BACKLOG`).
     pub fn bind<A: ToSocketAddrs>(addr: A) -> io::Result<Server> {
-        Self::from_listener(std::net::TcpListener::bind(addr)?)
+        Self::bind_with(addr, false)
+    }
+
+    /// Like [`bind`](Self::bind), with `SO_REUSEPORT`: several servers
+    /// (threads or processes, one reactor each) share the port and, on
+    /// Linux, the kernel spreads connections across them. Unix only.
+    #[cfg(unix)]
+    pub fn bind_reuse_port<A: ToSocketAddrs>(addr: A) -> io::Result<Server> {
+        Self::bind_with(addr, true)
+    }
+
+    fn bind_with<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<Server> {
+        let mut last = None;
+        for addr in addr.to_socket_addrs()? {
+            #[cfg(unix)]
+            let bound = crate::net::listen(addr, reuse_port);
+            #[cfg(not(unix))]
+            let bound = {
+                let _ = reuse_port;
+                std::net::TcpListener::bind(addr)
+            };
+            match bound {
+                Ok(listener) => return Self::from_listener(listener),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no socket address to bind")))
     }
 
     /// Serves on an already bound listener.
