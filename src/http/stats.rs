@@ -86,6 +86,38 @@ impl Histogram {
     pub fn max(&self) -> u64 {
         self.max.get()
     }
+
+    /// Adds every value recorded in `other` (e.g. from another process).
+    pub fn merge(&self, other: &Histogram) {
+        for (mine, theirs) in self.buckets.iter().zip(&other.buckets) {
+            mine.set(mine.get() + theirs.get());
+        }
+        self.count.set(self.count.get() + other.count.get());
+        self.max.set(self.max.get().max(other.max.get()));
+    }
+
+    /// One line of text: `max` then `bucket:count` for non-empty buckets.
+    pub fn to_line(&self) -> String {
+        let mut line = self.max.get().to_string();
+        for (i, b) in self.buckets.iter().enumerate().filter(|(_, b)| b.get() > 0) {
+            line.push_str(&format!(" {i}:{}", b.get()));
+        }
+        line
+    }
+
+    /// Parses what [`to_line`](Self::to_line) wrote.
+    pub fn from_line(line: &str) -> Option<Histogram> {
+        let h = Histogram::default();
+        let mut parts = line.split_whitespace();
+        h.max.set(parts.next()?.parse().ok()?);
+        for part in parts {
+            let (i, n) = part.split_once(':')?;
+            let (i, n): (usize, u64) = (i.parse().ok()?, n.parse().ok()?);
+            h.buckets.get(i)?.set(n);
+            h.count.set(h.count.get() + n);
+        }
+        Some(h)
+    }
 }
 
 /// Live counters of one server.
@@ -266,6 +298,22 @@ mod tests {
         assert!((500..=532).contains(&p50), "{p50}");
         assert_eq!(h.quantile(1.0), 1000);
         assert_eq!(h.max(), 1000);
+    }
+
+    #[test]
+    fn round_trips_through_text_and_merges() {
+        let a = Histogram::default();
+        for v in [3, 50, 900, 12_000] {
+            a.record(v);
+        }
+        let b = Histogram::from_line(&a.to_line()).unwrap();
+        assert_eq!(
+            (b.count(), b.max(), b.quantile(0.5)),
+            (a.count(), a.max(), a.quantile(0.5))
+        );
+        b.merge(&a);
+        assert_eq!(b.count(), 8);
+        assert!(Histogram::from_line("x 1:2").is_none());
     }
 
     #[test]

@@ -1,0 +1,765 @@
+//! c50k: 50,000 concurrent keep-alive connections on one core, measured.
+//!
+//! ```text
+//! cargo run --release --example c50k [-- -n 50000 --duration 10 --rate 20000 --procs K --port 8090]
+//! cargo run --release --example c50k -- --target 127.0.0.1:8086   # load another server
+//! ```
+//!
+//! One command runs everything: solo server process(es) pinned to CPU 0 and
+//! load-client process(es) on solo's own runtime pinned to CPU 1 (the same
+//! binary, re-executed with `--role`). The orchestrator drives five phases
+//! over the children's stdin/stdout and prints what it measured:
+//!
+//! 1. connect: every connection opened and one request answered on it;
+//! 2. idle hold: server RSS growth per connection (user space), and the
+//!    kernel's TCP memory from /proc/net/sockstat, separately;
+//! 3. closed loop: every connection sends back to back for `--duration` s;
+//! 4. open loop: `--rate` requests/s spread over all connections, latency
+//!    measured from each request's *scheduled* time (no coordinated omission);
+//! 5. teardown: everything closed, server descriptors back to the baseline.
+//!
+//! When the per-process descriptor limit (hard `RLIMIT_NOFILE`) is below what
+//! one process needs, it says so and runs K server processes that share the
+//! port with `SO_REUSEPORT`, all pinned to the same core, so one core still
+//! serves every connection. Exits non-zero if any connection failed or any
+//! response was wrong. Every figure is measured during the run.
+
+use std::cell::{Cell, RefCell};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use solo::http::{Config, Histogram, Request, Response, Server};
+use solo::net::TcpStream;
+use solo::sync::Semaphore;
+use solo::{spawn, Runtime};
+
+/// Descriptors kept free in each process beyond its connections.
+const FD_MARGIN: u64 = 100;
+/// Most connections given to one source address. One address has ~28k
+/// ephemeral ports here, but earlier runs leave tens of thousands of them in
+/// TIME_WAIT for a minute; 5,000 per address keeps clear of that.
+const PER_SOURCE_IP: usize = 5_000;
+const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+const BODY: &[u8] = b"Hello, World!";
+
+struct Args {
+    connections: usize,
+    procs: Option<usize>,
+    duration: u64,
+    rate: u64,
+    port: u16,
+    target: Option<SocketAddr>,
+    role: Option<String>,
+    first: usize,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        connections: 50_000,
+        procs: None,
+        duration: 10,
+        rate: 20_000,
+        port: 8090,
+        target: None,
+        role: None,
+        first: 0,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value"));
+        match flag.as_str() {
+            "-n" | "--connections" => a.connections = value("-n")?.parse().map_err(|e| format!("-n: {e}"))?,
+            "--procs" => a.procs = Some(value("--procs")?.parse().map_err(|e| format!("--procs: {e}"))?),
+            "--duration" => a.duration = value("--duration")?.parse().map_err(|e| format!("--duration: {e}"))?,
+            "--rate" => a.rate = value("--rate")?.parse().map_err(|e| format!("--rate: {e}"))?,
+            "--port" => a.port = value("--port")?.parse().map_err(|e| format!("--port: {e}"))?,
+            "--target" => a.target = Some(value("--target")?.parse().map_err(|e| format!("--target: {e}"))?),
+            "--role" => a.role = Some(value("--role")?),
+            "--first" => a.first = value("--first")?.parse().map_err(|e| format!("--first: {e}"))?,
+            "-h" | "--help" => {
+                return Err(
+                    "usage: c50k [-n N] [--procs K] [--duration S] [--rate R] [--port P] [--target ADDR]".into(),
+                )
+            }
+            other => return Err(format!("unknown argument {other:?} (try --help)")),
+        }
+    }
+    if a.connections == 0 || a.procs == Some(0) || a.duration == 0 {
+        return Err("-n, --procs and --duration must be at least 1".into());
+    }
+    Ok(a)
+}
+
+/// Raises the soft descriptor limit to the hard one; returns the hard limit.
+fn raise_nofile() -> u64 {
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        let mut lim: libc::rlimit = std::mem::zeroed();
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) != 0 {
+            return 1024;
+        }
+        lim.rlim_cur = lim.rlim_max;
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        lim.rlim_max as u64
+    }
+}
+
+/// Pins this process to one CPU (Linux); elsewhere a no-op, said once.
+fn pin_to(cpu: usize) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: sched_setaffinity reads a cpu_set_t we own.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        libc::CPU_SET(cpu, &mut set);
+        libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set);
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = cpu;
+}
+
+fn cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            eprintln!("c50k: {e}");
+            std::process::exit(2);
+        }
+    };
+    let code = match args.role.as_deref() {
+        Some("server") => run_server(&args),
+        Some("client") => run_client(&args),
+        Some(other) => {
+            eprintln!("c50k: unknown role {other}");
+            2
+        }
+        None => match orchestrate(&args) {
+            Ok(true) => 0,
+            Ok(false) => 1,
+            Err(e) => {
+                eprintln!("c50k: {e}");
+                1
+            }
+        },
+    };
+    std::process::exit(code);
+}
+
+// ---------------------------------------------------------------- server
+
+fn run_server(args: &Args) -> i32 {
+    raise_nofile();
+    pin_to(0);
+    let config = Config {
+        max_connections: 1_000_000,
+        keep_alive_timeout: Duration::from_secs(600),
+        ..Config::default()
+    };
+    let server = match Server::bind_reuse_port(("127.0.0.1", args.port)) {
+        Ok(s) => s
+            .config(config)
+            .get("/", |_req: Request| async { Response::text("Hello, World!") }),
+        Err(e) => {
+            eprintln!("c50k server: cannot listen on 127.0.0.1:{}: {e}", args.port);
+            return 1;
+        }
+    };
+    println!("READY {}", std::process::id());
+    let _ = io::stdout().flush();
+    match server.run() {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("c50k server: {e}");
+            1
+        }
+    }
+}
+
+// ---------------------------------------------------------------- client
+
+/// Reads one response to `GET /` and checks it is `200 Hello, World!`.
+async fn read_response(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    buf.clear();
+    let mut chunk = [0u8; 512];
+    loop {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Err(io::Error::new(
+                io::ErrorKind::UnexpectedEof,
+                "server closed the connection",
+            ));
+        }
+        buf.extend_from_slice(&chunk[..n]);
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = &buf[..end];
+            let len = head
+                .split(|&b| b == b'\n')
+                .find_map(|l| l.strip_prefix(b"Content-Length: "))
+                .and_then(|v| std::str::from_utf8(v).ok()?.trim().parse::<usize>().ok())
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "response without Content-Length"))?;
+            if buf.len() >= end + 4 + len {
+                if !buf.starts_with(b"HTTP/1.1 200 ")
+                    || &buf[end + 4..end + 4 + len] != BODY
+                    || buf.len() != end + 4 + len
+                {
+                    return Err(io::Error::new(io::ErrorKind::InvalidData, "wrong response"));
+                }
+                return Ok(());
+            }
+        }
+    }
+}
+
+async fn request(stream: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<()> {
+    stream.write_all(REQUEST).await?;
+    read_response(stream, buf).await
+}
+
+struct ClientState {
+    target: SocketAddr,
+    first: usize,
+    conns: RefCell<Vec<TcpStream>>,
+    errors: Cell<u64>,
+}
+
+fn run_client(args: &Args) -> i32 {
+    raise_nofile();
+    if cpus() > 1 {
+        pin_to(1);
+    }
+    let rt = Runtime::new().expect("runtime");
+    let state = Rc::new(ClientState {
+        target: args.target.expect("client needs --target"),
+        first: args.first,
+        conns: RefCell::new(Vec::new()),
+        errors: Cell::new(0),
+    });
+    let stdin = io::stdin();
+    for line in stdin.lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let reply = match words.as_slice() {
+            ["connect", n] => rt.block_on(client_connect(state.clone(), n.parse().unwrap_or(0))),
+            ["closed", secs] => rt.block_on(client_closed(state.clone(), secs.parse().unwrap_or(1))),
+            ["open", rate, secs] => rt.block_on(client_open(
+                state.clone(),
+                rate.parse().unwrap_or(1),
+                secs.parse().unwrap_or(1),
+            )),
+            ["close"] => {
+                state.conns.borrow_mut().clear();
+                "closed".to_string()
+            }
+            _ => format!("error unknown command {line:?}"),
+        };
+        println!("{reply}");
+        let _ = io::stdout().flush();
+    }
+    0
+}
+
+/// Opens `n` connections (at most 1,000 connecting at once), each answering
+/// one request. Reply: `connected OK FAILED SECONDS`.
+async fn client_connect(state: Rc<ClientState>, n: usize) -> String {
+    let start = Instant::now();
+    let gate = Rc::new(Semaphore::new(1000));
+    let mut handles = Vec::with_capacity(n);
+    for i in 0..n {
+        let global = state.first + i;
+        let source = Ipv4Addr::new(127, 0, 0, 2 + (global / PER_SOURCE_IP) as u8);
+        let (gate, target) = (gate.clone(), state.target);
+        handles.push(spawn(async move {
+            let _permit = gate.acquire().await.map_err(io::Error::other)?;
+            let mut s = TcpStream::connect_from(SocketAddr::V4(SocketAddrV4::new(source, 0)), target).await?;
+            s.set_nodelay(true)?;
+            let mut buf = Vec::with_capacity(256);
+            request(&mut s, &mut buf).await?;
+            Ok::<_, io::Error>(s)
+        }));
+    }
+    let (mut ok, mut failed) = (0, 0);
+    let mut first_error = None;
+    for h in handles {
+        match h.await {
+            Ok(Ok(s)) => {
+                state.conns.borrow_mut().push(s);
+                ok += 1;
+            }
+            Ok(Err(e)) => {
+                failed += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+            Err(e) => {
+                failed += 1;
+                first_error.get_or_insert(e.to_string());
+            }
+        }
+    }
+    if let Some(e) = first_error {
+        eprintln!("c50k client: first connect error: {e}");
+    }
+    format!("connected {ok} {failed} {:.3}", start.elapsed().as_secs_f64())
+}
+
+/// Every connection sends back to back for `secs`. Reply:
+/// `closed REQUESTS ERRORS HISTOGRAM`.
+async fn client_closed(state: Rc<ClientState>, secs: u64) -> String {
+    let hist = Rc::new(Histogram::default());
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    let conns = std::mem::take(&mut *state.conns.borrow_mut());
+    let handles: Vec<_> = conns
+        .into_iter()
+        .map(|mut s| {
+            let (hist, state) = (hist.clone(), state.clone());
+            spawn(async move {
+                let mut buf = Vec::with_capacity(256);
+                while Instant::now() < deadline {
+                    let t = Instant::now();
+                    if let Err(e) = request(&mut s, &mut buf).await {
+                        state.errors.set(state.errors.get() + 1);
+                        eprintln!("c50k client: request failed: {e}");
+                        return None;
+                    }
+                    hist.record(t.elapsed().as_micros() as u64);
+                }
+                Some(s)
+            })
+        })
+        .collect();
+    let mut errors = 0;
+    for h in handles {
+        match h.await {
+            Ok(Some(s)) => state.conns.borrow_mut().push(s),
+            _ => errors += 1,
+        }
+    }
+    format!("closed {} {errors} {}", hist.count(), hist.to_line())
+}
+
+/// `rate` requests/s for `secs`, round-robin over the connections; each
+/// latency is measured from the request's scheduled send time, so a late
+/// send counts against the server (no coordinated omission). Reply:
+/// `open REQUESTS ERRORS LATE_SENDS HISTOGRAM`.
+async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
+    let hist = Rc::new(Histogram::default());
+    let conns = std::mem::take(&mut *state.conns.borrow_mut());
+    let n = conns.len();
+    if n == 0 || rate == 0 {
+        return format!("open 0 0 0 {}", hist.to_line());
+    }
+    // One queue of scheduled instants per connection; a task per connection
+    // sends them in order.
+    let queues: Vec<Rc<RefCell<std::collections::VecDeque<Instant>>>> = (0..n).map(|_| Rc::default()).collect();
+    let wakers: Vec<Rc<Semaphore>> = (0..n).map(|_| Rc::new(Semaphore::new(0))).collect();
+    let done = Rc::new(Cell::new(false));
+    let handles: Vec<_> = conns
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            let (hist, queue, wake, done, state) = (
+                hist.clone(),
+                queues[i].clone(),
+                wakers[i].clone(),
+                done.clone(),
+                state.clone(),
+            );
+            spawn(async move {
+                let mut buf = Vec::with_capacity(256);
+                loop {
+                    let next = queue.borrow_mut().pop_front();
+                    let Some(scheduled) = next else {
+                        if done.get() {
+                            return Some(s);
+                        }
+                        if let Ok(p) = wake.acquire().await {
+                            p.forget();
+                        }
+                        continue;
+                    };
+                    if let Err(e) = request(&mut s, &mut buf).await {
+                        state.errors.set(state.errors.get() + 1);
+                        eprintln!("c50k client: request failed: {e}");
+                        return None;
+                    }
+                    hist.record(scheduled.elapsed().as_micros() as u64);
+                }
+            })
+        })
+        .collect();
+    let start = Instant::now();
+    let total = rate * secs;
+    let mut sent = 0u64;
+    let mut late = 0u64;
+    // The client owns its core: instead of sleeping on the 1 ms wheel (which
+    // would send each request up to a millisecond after its time and charge
+    // that to the server), the scheduler yields once per loop turn, so the
+    // reactor still runs between sends, and sends each request when due.
+    while sent < total {
+        solo::yield_now().await;
+        let elapsed = start.elapsed();
+        // Request k is due at k / rate, so by time t, floor(t * rate) + 1 are.
+        let due = ((elapsed.as_secs_f64() * rate as f64) as u64 + 1).min(total);
+        if due == sent {
+            // Nothing due: give the core to the other client processes that
+            // share it (with 50k connections over 3 processes, all spin here).
+            std::thread::yield_now();
+        }
+        while sent < due {
+            // The instant this request was due, not when we got to it.
+            let scheduled = start + Duration::from_secs_f64(sent as f64 / rate as f64);
+            if scheduled + Duration::from_micros(200) < Instant::now() {
+                late += 1;
+            }
+            let i = (sent as usize) % n;
+            queues[i].borrow_mut().push_back(scheduled);
+            wakers[i].add_permits(1);
+            sent += 1;
+        }
+    }
+    done.set(true);
+    for w in &wakers {
+        w.add_permits(1);
+    }
+    let mut errors = 0;
+    for h in handles {
+        match h.await {
+            Ok(Some(s)) => state.conns.borrow_mut().push(s),
+            _ => errors += 1,
+        }
+    }
+    format!("open {} {errors} {late} {}", hist.count(), hist.to_line())
+}
+
+// ---------------------------------------------------------------- orchestrator
+
+struct Proc {
+    child: Child,
+    stdin: Option<ChildStdin>,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl Proc {
+    fn spawn(args: &[String]) -> io::Result<Proc> {
+        let exe = std::env::current_exe()?;
+        let mut child = Command::new(exe)
+            .args(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let stdin = child.stdin.take();
+        let stdout = BufReader::new(child.stdout.take().expect("piped stdout"));
+        Ok(Proc { child, stdin, stdout })
+    }
+
+    fn send(&mut self, line: &str) -> io::Result<()> {
+        let stdin = self.stdin.as_mut().ok_or_else(|| io::Error::other("stdin closed"))?;
+        writeln!(stdin, "{line}")?;
+        stdin.flush()
+    }
+
+    fn recv(&mut self) -> io::Result<String> {
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            return Err(io::Error::other(format!("child {} exited", self.child.id())));
+        }
+        Ok(line.trim_end().to_string())
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        drop(self.stdin.take());
+        // SAFETY: kill(2) on the PID of a child we started and have not
+        // reaped yet; SIGTERM asks solo's servers for a graceful stop.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        let _ = self.child.wait();
+    }
+}
+
+/// (RSS bytes, CPU seconds, open descriptors) of a process, from /proc.
+fn proc_figures(pid: u32) -> Option<(u64, f64, u64)> {
+    if !cfg!(target_os = "linux") {
+        return None;
+    }
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let rss_kb: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
+    Some((rss_kb * 1024, ticks as f64 / hz, fds))
+}
+
+/// Kernel TCP memory in bytes (/proc/net/sockstat counts pages).
+fn kernel_tcp_bytes() -> Option<u64> {
+    let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
+    let line = s.lines().find(|l| l.starts_with("TCP:"))?;
+    let mut words = line.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mem" {
+            let pages: u64 = words.next()?.parse().ok()?;
+            // SAFETY: sysconf has no preconditions.
+            let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) }.max(1) as u64;
+            return Some(pages * page);
+        }
+    }
+    None
+}
+
+fn sum_servers(servers: &[Proc]) -> Option<(u64, f64, u64)> {
+    let mut total = (0, 0.0, 0);
+    for s in servers {
+        let (rss, cpu, fds) = proc_figures(s.child.id())?;
+        total = (total.0 + rss, total.1 + cpu, total.2 + fds);
+    }
+    Some(total)
+}
+
+fn parse_hist(words: &[&str]) -> Histogram {
+    Histogram::from_line(&words.join(" ")).unwrap_or_default()
+}
+
+fn orchestrate(args: &Args) -> Result<bool, String> {
+    let hard = raise_nofile();
+    let per_process = hard.saturating_sub(FD_MARGIN).max(1) as usize;
+    let mut n = args.connections;
+    let own_server = args.target.is_none();
+    let procs = match args.procs {
+        Some(k) => {
+            if n > per_process * k {
+                let max = per_process * k;
+                println!(
+                    "RLIMIT_NOFILE hard limit is {hard} per process: {k} process(es) hold at most {max} connections; running {max} instead of {n}."
+                );
+                n = max;
+            }
+            k
+        }
+        None => {
+            let k = n.div_ceil(per_process);
+            if k > 1 {
+                println!(
+                    "RLIMIT_NOFILE hard limit is {hard} per process, below the {} one process needs for {n} connections \
+                     (raise it with `ulimit -Hn {}` as root, or in /etc/security/limits.conf); \
+                     using {k} processes on each side, the servers sharing port {} with SO_REUSEPORT, all on CPU 0.",
+                    n as u64 + FD_MARGIN,
+                    n as u64 + FD_MARGIN,
+                    args.port
+                );
+            }
+            k
+        }
+    };
+    let target = args
+        .target
+        .unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], args.port)));
+    let mut servers = Vec::new();
+    if own_server {
+        for _ in 0..procs {
+            let mut p = Proc::spawn(&["--role".into(), "server".into(), "--port".into(), args.port.to_string()])
+                .map_err(|e| format!("cannot start a server process: {e}"))?;
+            let ready = p.recv().map_err(|e| format!("server did not start: {e}"))?;
+            if !ready.starts_with("READY") {
+                return Err(format!("server said {ready:?}"));
+            }
+            servers.push(p);
+        }
+    }
+    let client_procs = if own_server { procs } else { n.div_ceil(per_process) };
+    let mut clients = Vec::new();
+    let mut shares = Vec::new();
+    for j in 0..client_procs {
+        let share = n / client_procs + usize::from(j < n % client_procs);
+        let first: usize = shares.iter().sum();
+        let p = Proc::spawn(&[
+            "--role".into(),
+            "client".into(),
+            "--target".into(),
+            target.to_string(),
+            "--first".into(),
+            first.to_string(),
+        ])
+        .map_err(|e| format!("cannot start a client process: {e}"))?;
+        clients.push(p);
+        shares.push(share);
+    }
+    let cpu_note = if cpus() > 1 {
+        "server(s) on CPU 0, client(s) on CPU 1"
+    } else {
+        "one CPU: server and client share it"
+    };
+    println!(
+        "c50k: {n} connections to {target}; {} server process(es), {} client process(es); {cpu_note}",
+        servers.len(),
+        clients.len()
+    );
+    std::thread::sleep(Duration::from_millis(300));
+    let baseline = sum_servers(&servers);
+    let tcp_before = kernel_tcp_bytes();
+    let mut ok_overall = true;
+    let mut report: Vec<(String, String)> = Vec::new();
+
+    // 1. connect
+    for (c, share) in clients.iter_mut().zip(&shares) {
+        c.send(&format!("connect {share}")).map_err(|e| e.to_string())?;
+    }
+    let (mut connected, mut failed, mut secs) = (0u64, 0u64, 0f64);
+    for c in &mut clients {
+        let line = c.recv().map_err(|e| e.to_string())?;
+        let w: Vec<&str> = line.split_whitespace().collect();
+        connected += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        failed += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
+        secs = secs.max(w.get(3).and_then(|v| v.parse().ok()).unwrap_or(0.0));
+    }
+    ok_overall &= failed == 0 && connected == n as u64;
+    report.push((
+        "1 connect".into(),
+        format!(
+            "{connected} connected, {failed} failed, in {secs:.2} s ({:.0} connects/s)",
+            connected as f64 / secs.max(1e-9)
+        ),
+    ));
+
+    // 2. idle hold
+    std::thread::sleep(Duration::from_secs(2));
+    let idle = sum_servers(&servers);
+    let tcp_idle = kernel_tcp_bytes();
+    let per_conn = match (baseline, idle) {
+        (Some(b), Some(i)) if connected > 0 => {
+            format!(
+                "{} B/conn user space (server RSS {} → {} KiB)",
+                (i.0.saturating_sub(b.0)) / connected,
+                b.0 / 1024,
+                i.0 / 1024
+            )
+        }
+        _ => "n/a (server RSS needs /proc and our own server)".into(),
+    };
+    let kernel = match (tcp_before, tcp_idle) {
+        (Some(b), Some(i)) if connected > 0 => format!(
+            "kernel TCP memory {} B/conn (both ends; /proc/net/sockstat)",
+            i.saturating_sub(b) / connected
+        ),
+        _ => "kernel TCP memory n/a".into(),
+    };
+    report.push(("2 idle hold".into(), format!("{per_conn}; {kernel}")));
+
+    // 3. closed loop
+    let cpu_start = sum_servers(&servers);
+    let t = Instant::now();
+    for c in &mut clients {
+        c.send(&format!("closed {}", args.duration))
+            .map_err(|e| e.to_string())?;
+    }
+    let merged = Histogram::default();
+    let (mut requests, mut errors) = (0u64, 0u64);
+    for c in &mut clients {
+        let line = c.recv().map_err(|e| e.to_string())?;
+        let w: Vec<&str> = line.split_whitespace().collect();
+        requests += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        errors += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+        merged.merge(&parse_hist(&w[3.min(w.len())..]));
+    }
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = match (cpu_start, sum_servers(&servers)) {
+        (Some(a), Some(b)) => format!("server CPU {:.0}% of one core", (b.1 - a.1) / wall * 100.0),
+        _ => "server CPU n/a".into(),
+    };
+    ok_overall &= errors == 0;
+    report.push((
+        "3 closed loop".into(),
+        format!(
+            "{:.0} req/s over {}s, {errors} failed; latency p50 {} µs, p99 {} µs, p999 {} µs, max {} µs; {cpu}",
+            requests as f64 / args.duration as f64,
+            args.duration,
+            merged.quantile(0.5),
+            merged.quantile(0.99),
+            merged.quantile(0.999),
+            merged.max()
+        ),
+    ));
+
+    // 4. open loop
+    for (c, share) in clients.iter_mut().zip(&shares) {
+        let rate = (args.rate as f64 * *share as f64 / n as f64).round() as u64;
+        c.send(&format!("open {} {}", rate.max(1), args.duration))
+            .map_err(|e| e.to_string())?;
+    }
+    let merged = Histogram::default();
+    let (mut requests, mut errors, mut late) = (0u64, 0u64, 0u64);
+    for c in &mut clients {
+        let line = c.recv().map_err(|e| e.to_string())?;
+        let w: Vec<&str> = line.split_whitespace().collect();
+        requests += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
+        errors += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
+        late += w.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
+        merged.merge(&parse_hist(&w[4.min(w.len())..]));
+    }
+    ok_overall &= errors == 0;
+    report.push((
+        "4 open loop".into(),
+        format!(
+            "{requests} requests at {} req/s, {errors} failed, {late} sent >200 µs late by the client; \
+             latency from scheduled send: p50 {} µs, p99 {} µs, p999 {} µs, max {} µs",
+            args.rate,
+            merged.quantile(0.5),
+            merged.quantile(0.99),
+            merged.quantile(0.999),
+            merged.max()
+        ),
+    ));
+
+    // 5. teardown
+    for c in &mut clients {
+        c.send("close").map_err(|e| e.to_string())?;
+        c.recv().map_err(|e| e.to_string())?;
+    }
+    let mut fds_back = None;
+    for _ in 0..50 {
+        std::thread::sleep(Duration::from_millis(100));
+        fds_back = match (baseline, sum_servers(&servers)) {
+            (Some(b), Some(now)) => Some((b.2, now.2)),
+            _ => None,
+        };
+        if fds_back.is_some_and(|(b, now)| now <= b) {
+            break;
+        }
+    }
+    let teardown = match fds_back {
+        Some((b, now)) => {
+            ok_overall &= now <= b;
+            format!(
+                "server descriptors {now} (baseline {b}){}",
+                if now <= b { "" } else { ": LEAKED" }
+            )
+        }
+        None => "all closed (server descriptors n/a)".into(),
+    };
+    report.push(("5 teardown".into(), teardown));
+
+    println!();
+    println!(
+        "c50k report ({}; all figures measured in this run)",
+        if ok_overall { "OK" } else { "FAILED" }
+    );
+    for (phase, text) in &report {
+        println!("  {phase:<14} {text}");
+    }
+    drop(clients);
+    drop(servers);
+    Ok(ok_overall)
+}
