@@ -15,7 +15,7 @@ use std::task::{Poll, Waker};
 
 use bytes::{Bytes, BytesMut};
 
-use super::parse::{FieldPos, Head, MAX_HEADERS};
+use super::parse::{Fields, Head};
 
 /// An HTTP request method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,8 +158,7 @@ pub struct Request {
     method_pos: (u32, u32),
     target: (u32, u32),
     minor: u8,
-    fields: [FieldPos; MAX_HEADERS],
-    field_count: u8,
+    fields: Fields,
     params: Vec<(Rc<str>, (u32, u32))>,
     peer: SocketAddr,
     body: Body,
@@ -170,6 +169,10 @@ fn slice(head: &Bytes, (start, end): (u32, u32)) -> &[u8] {
     &head[start as usize..end as usize]
 }
 
+fn slice16(head: &Bytes, (start, end): (u16, u16)) -> &[u8] {
+    &head[start as usize..end as usize]
+}
+
 fn as_str(b: &[u8]) -> &str {
     // httparse validated the request line and field names as visible ASCII;
     // values may carry obs-text, for which `header_bytes` is the way in.
@@ -177,7 +180,7 @@ fn as_str(b: &[u8]) -> &str {
 }
 
 impl Request {
-    pub(crate) fn new(head_bytes: Bytes, head: &Head, peer: SocketAddr, body: Body) -> Request {
+    pub(crate) fn new(head_bytes: Bytes, head: Head, peer: SocketAddr, body: Body) -> Request {
         Request {
             head: head_bytes,
             method: head.method,
@@ -185,7 +188,6 @@ impl Request {
             target: head.target,
             minor: head.minor,
             fields: head.fields,
-            field_count: head.field_count as u8,
             params: Vec::new(),
             peer,
             body,
@@ -224,9 +226,13 @@ impl Request {
     /// (`http://host/path`), the path part.
     pub fn path(&self) -> &str {
         let target = self.target();
-        let target = match target.find("://") {
-            Some(i) => target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..]),
-            None => target,
+        let target = if target.starts_with('/') {
+            target
+        } else if let Some(i) = target.find("://") {
+            // Absolute form: http://host/path
+            target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..])
+        } else {
+            target
         };
         target.split_once('?').map_or(target, |(p, _)| p)
     }
@@ -283,9 +289,10 @@ impl Request {
 
     /// Every header, in order, as `(name, value)`.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields[..self.field_count as usize]
+        self.fields
+            .as_slice()
             .iter()
-            .map(|f| (as_str(slice(&self.head, f.name)), slice(&self.head, f.value)))
+            .map(|f| (as_str(slice16(&self.head, f.name)), slice16(&self.head, f.value)))
     }
 
     /// The peer's address.

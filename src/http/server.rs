@@ -45,7 +45,8 @@ use crate::timer::TimerKey;
 pub struct Config {
     /// Connections open at once; the listener pauses at the limit.
     pub max_connections: usize,
-    /// Largest request head (request line + headers), in bytes: 414/431 past it.
+    /// Largest request head (request line + headers), in bytes: 414/431 past
+    /// it. At most 64 KiB.
     pub max_head: usize,
     /// Largest request body, in bytes: 413 past it.
     pub max_body: u64,
@@ -238,6 +239,11 @@ impl Server {
         assert!(
             config.max_head >= 64 && config.buffer_size >= 512,
             "limits too small to serve anything"
+        );
+        assert!(
+            config.max_head <= parse::MAX_HEAD_LIMIT,
+            "max_head is at most {} bytes (64 KiB)",
+            parse::MAX_HEAD_LIMIT
         );
         self.config = config;
         self
@@ -820,7 +826,6 @@ impl ServerInner {
     /// Answers one parsed request head.
     fn dispatch(self: &Rc<Self>, key: usize, c: &mut Connection, head: parse::Head) {
         add(&self.counters.requests, 1);
-        let parsed_at = Instant::now();
         let head_bytes = self.bufs(c).read.split_to(head.len).freeze();
         let minor = head.minor;
         let keep_alive = head.keep_alive && !self.draining.get();
@@ -856,9 +861,10 @@ impl ServerInner {
         };
         let bufs = self.bufs(c);
         if bufs.batch_start.is_none() {
-            bufs.batch_start = Some(parsed_at);
+            // One clock read per batch of pipelined requests, not per request.
+            bufs.batch_start = Some(Instant::now());
         }
-        let mut req = Request::new(head_bytes, &head, c.peer.get(), body);
+        let mut req = Request::new(head_bytes, head, c.peer.get(), body);
         for hook in &self.before {
             if let Some(resp) = hook(&mut req) {
                 self.queue_response(key, c, resp, head_only, keep_alive, minor);
