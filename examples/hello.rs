@@ -1,27 +1,45 @@
-//! Plaintext "Hello, World!" on one core: the server the peer benchmark runs.
+//! Plaintext "Hello, World!": the server the peer benchmark runs.
 //!
 //! ```text
-//! cargo run --release --example hello [PORT]      # or PORT=8080; default 8080
+//! cargo run --release --example hello [PORT] [--workers N]   # or PORT=8080; default 8080, 1 worker
 //! ```
-//! Listens on 127.0.0.1. Ctrl-C stops it gracefully and prints its figures.
+//! Listens on 127.0.0.1. One worker is one thread with one reactor; with
+//! `--workers N`, N share-nothing threads share the port (`SO_REUSEPORT`).
+//! Ctrl-C stops it gracefully (a single worker then prints its figures).
 
 use solo::http::{Request, Response, Server};
 
-fn main() -> std::io::Result<()> {
-    let port: u16 = std::env::args()
-        .nth(1)
-        .or_else(|| std::env::var("PORT").ok())
-        .map(|p| {
-            p.parse()
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("port: {e}")))
-        })
-        .transpose()?
-        .unwrap_or(8080);
-    let server = Server::bind(("127.0.0.1", port))?
+fn routes(server: Server) -> Server {
+    server
         .get("/", |_req: Request| async { Response::text("Hello, World!") })
         .post("/echo", |mut req: Request| async move {
             req.body().await.map(Response::bytes)
-        });
+        })
+}
+
+fn main() -> std::io::Result<()> {
+    let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
+    let mut port: Option<u16> = None;
+    let mut workers = 1usize;
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        if arg == "--workers" {
+            let n = args.next().ok_or_else(|| invalid("--workers needs a number".into()))?;
+            workers = n.parse().map_err(|e| invalid(format!("--workers: {e}")))?;
+        } else {
+            port = Some(arg.parse().map_err(|e| invalid(format!("port {arg:?}: {e}")))?);
+        }
+    }
+    let port = match (port, std::env::var("PORT")) {
+        (Some(p), _) => p,
+        (None, Ok(p)) => p.parse().map_err(|e| invalid(format!("PORT: {e}")))?,
+        (None, Err(_)) => 8080,
+    };
+    if workers > 1 {
+        eprintln!("hello: {workers} workers on http://127.0.0.1:{port}");
+        return Server::workers(("127.0.0.1", port), workers, routes);
+    }
+    let server = routes(Server::bind(("127.0.0.1", port))?);
     let stats = server.stats_handle();
     eprintln!("hello: listening on http://{}", server.local_addr()?);
     let result = server.run();

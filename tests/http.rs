@@ -688,3 +688,45 @@ fn stats_count_what_happened() {
     assert!(second.latency_count >= 1);
     assert!(second.rss_bytes > 0);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn workers_share_the_port_and_all_serve() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let shutdown = ShutdownHandle::new();
+    let stop = shutdown.clone();
+    let workers = thread::spawn(move || {
+        Server::workers_until(("127.0.0.1", port), 2, stop, |server| {
+            server.get("/whoami", |_req: Request| async {
+                Response::text(thread::current().name().unwrap_or("?").to_string())
+            })
+        })
+    });
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        for _ in 0..100 {
+            if TcpStream::connect(addr).is_ok() {
+                break;
+            }
+            thread::sleep(Duration::from_millis(10));
+        }
+        // Fresh connections (new source ports) are spread by the kernel.
+        let mut c = Client::connect(addr);
+        seen.insert(c.request(&get("/whoami")).text());
+        if seen.len() == 2 {
+            break;
+        }
+    }
+    assert_eq!(
+        seen.into_iter().collect::<Vec<_>>(),
+        vec!["solo-worker-0".to_string(), "solo-worker-1".to_string()],
+        "both workers served"
+    );
+    shutdown.shutdown();
+    workers.join().unwrap().unwrap();
+}

@@ -303,6 +303,82 @@ impl Server {
         Ok(())
     }
 
+    /// Runs `n` share-nothing workers: `n` threads, each with its own
+    /// runtime, reactor and `SO_REUSEPORT` listener on `addr`, and its own
+    /// server built by `routes` (so handlers need not be `Send`). Nothing is
+    /// shared on the request path; on Linux the kernel spreads connections
+    /// over the listeners (macOS and FreeBSD give them all to one: use one
+    /// worker there). SIGINT/SIGTERM stop every worker gracefully. Blocks
+    /// until they have all stopped; returns the first error.
+    ///
+    /// ```no_run
+    /// use solo::http::{Request, Response, Server};
+    /// Server::workers("127.0.0.1:8080", 2, |server| {
+    ///     server.get("/", |_req: Request| async { Response::text("Hello, World!") })
+    /// })
+    /// # ; Ok::<(), std::io::Error>(())
+    /// ```
+    #[cfg(unix)]
+    pub fn workers<A, F>(addr: A, n: usize, routes: F) -> io::Result<()>
+    where
+        A: ToSocketAddrs,
+        F: Fn(Server) -> Server + Send + Sync + 'static,
+    {
+        Self::workers_until(addr, n, ShutdownHandle::new(), routes)
+    }
+
+    /// [`workers`](Self::workers), also stopped by `shutdown` (from any
+    /// thread).
+    #[cfg(unix)]
+    pub fn workers_until<A, F>(addr: A, n: usize, shutdown: ShutdownHandle, routes: F) -> io::Result<()>
+    where
+        A: ToSocketAddrs,
+        F: Fn(Server) -> Server + Send + Sync + 'static,
+    {
+        assert!(n >= 1, "Server::workers needs at least one worker");
+        let addr = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no socket address to bind"))?;
+        // Bind every listener before starting anything, so a taken port
+        // fails here; the first fixes the port when `addr` asks for port 0.
+        let first = crate::net::listen(addr, true)?;
+        let addr = first.local_addr()?;
+        let mut listeners = vec![first];
+        for _ in 1..n {
+            listeners.push(crate::net::listen(addr, true)?);
+        }
+        let _signals = signals::install(shutdown.clone())?;
+        let routes = Arc::new(routes);
+        let threads: Vec<_> = listeners
+            .into_iter()
+            .enumerate()
+            .map(|(i, listener)| {
+                let (routes, shutdown) = (routes.clone(), shutdown.clone());
+                std::thread::Builder::new()
+                    .name(format!("solo-worker-{i}"))
+                    .spawn(move || {
+                        let mut server = routes(Server::from_listener(listener)?);
+                        server.shutdown = shutdown;
+                        crate::Runtime::new()?.block_on(server.serve())
+                    })
+            })
+            .collect::<io::Result<_>>()?;
+        let mut result = Ok(());
+        for t in threads {
+            let r = t
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("a worker thread panicked")));
+            if result.is_ok() {
+                if r.is_err() {
+                    shutdown.stop_now();
+                }
+                result = r;
+            }
+        }
+        result
+    }
+
     /// Runs the server on a new runtime on this thread until SIGINT or
     /// SIGTERM (a second signal stops at once) or a shutdown handle says so.
     pub fn run(self) -> io::Result<()> {
@@ -337,11 +413,19 @@ pub struct ShutdownHandle(Arc<ShutdownShared>);
 struct ShutdownShared {
     /// 0 running, 1 graceful shutdown asked, 2 immediate stop asked.
     state: AtomicU8,
-    waker: Mutex<Option<Waker>>,
+    /// One per server listening to this handle (`workers` shares one).
+    wakers: Mutex<Vec<Waker>>,
+}
+
+impl Default for ShutdownHandle {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl ShutdownHandle {
-    fn new() -> ShutdownHandle {
+    /// A handle not yet tied to a server (see `Server::workers_until`).
+    pub fn new() -> ShutdownHandle {
         ShutdownHandle(Arc::new(ShutdownShared::default()))
     }
 
@@ -358,7 +442,8 @@ impl ShutdownHandle {
 
     fn raise(&self, level: u8) {
         self.0.state.fetch_max(level, Ordering::AcqRel);
-        if let Some(w) = self.0.waker.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        let wakers = std::mem::take(&mut *self.0.wakers.lock().unwrap_or_else(|e| e.into_inner()));
+        for w in wakers {
             w.wake();
         }
     }
@@ -368,7 +453,10 @@ impl ShutdownHandle {
     }
 
     fn register(&self, waker: &Waker) {
-        *self.0.waker.lock().unwrap_or_else(|e| e.into_inner()) = Some(waker.clone());
+        let mut wakers = self.0.wakers.lock().unwrap_or_else(|e| e.into_inner());
+        if !wakers.iter().any(|w| w.will_wake(waker)) {
+            wakers.push(waker.clone());
+        }
     }
 }
 
