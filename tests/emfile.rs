@@ -48,8 +48,33 @@ fn out_of_descriptors_backs_off_instead_of_spinning() {
     // backlog); then the limit leaves the server no descriptor to accept with.
     let mut clients: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
     thread::sleep(Duration::from_millis(100)); // the server accepts all 20
-    let more: Vec<TcpStream> = (0..20).map(|_| TcpStream::connect(addr).unwrap()).collect();
+                                               // The second batch's sockets exist before the limit drops (they need
+                                               // descriptors too) and connect after, so the server cannot have
+                                               // accepted them in advance: it must meet EMFILE.
+    let fds: Vec<i32> = (0..20)
+        // SAFETY: socket(2) with constant arguments.
+        .map(|_| unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) })
+        .collect();
+    assert!(fds.iter().all(|&fd| fd >= 0));
     let old = set_soft_nofile(open_fds());
+    let std::net::SocketAddr::V4(v4) = addr else {
+        unreachable!()
+    };
+    // SAFETY: an all-zero sockaddr_in, then filled in; connect reads it.
+    let more: Vec<TcpStream> = fds
+        .into_iter()
+        .map(|fd| unsafe {
+            let mut sin: libc::sockaddr_in = std::mem::zeroed();
+            sin.sin_family = libc::AF_INET as libc::sa_family_t;
+            sin.sin_port = v4.port().to_be();
+            sin.sin_addr = libc::in_addr {
+                s_addr: u32::from_ne_bytes(v4.ip().octets()),
+            };
+            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+            assert_eq!(libc::connect(fd, &sin as *const _ as *const libc::sockaddr, len), 0);
+            std::os::fd::FromRawFd::from_raw_fd(fd)
+        })
+        .collect();
     let cpu_before = process_usage().1;
     thread::sleep(Duration::from_millis(600));
     let cpu_used = process_usage().1 - cpu_before;
