@@ -28,3 +28,27 @@ pub use response::{reason, Body, Response};
 pub use router::{Handler, IntoResponse};
 pub use server::{Config, Server, ShutdownHandle, StatsHandle};
 pub use stats::{process_usage, Histogram, Stats};
+
+/// Entry points for `benches/http.rs`; not part of the API.
+#[doc(hidden)]
+pub mod __bench {
+    use bytes::BytesMut;
+
+    /// Parses every complete request head at the front of `buf`, as the
+    /// connection does for a pipeline; returns how many were parsed.
+    pub fn parse_all(mut buf: &[u8]) -> usize {
+        let mut n = 0;
+        while let Ok(Some(head)) = super::parse::parse_head(buf, 16 * 1024) {
+            buf = &buf[head.len..];
+            n += 1;
+        }
+        n
+    }
+
+    /// Serialises a `Response::text(body)` as the server does.
+    pub fn serialize_text(out: &mut BytesMut, date: &[u8], body: &'static str) {
+        let resp = super::Response::text(body);
+        resp.write_head(out, date, super::response::Framing::Length(body.len() as u64), false, 1);
+        out.extend_from_slice(body.as_bytes());
+    }
+}
