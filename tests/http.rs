@@ -730,3 +730,22 @@ fn workers_share_the_port_and_all_serve() {
     shutdown.shutdown();
     workers.join().unwrap().unwrap();
 }
+
+#[test]
+fn request_then_half_close_is_answered_and_closed_promptly() {
+    let server = start(Config::default());
+    for _ in 0..20 {
+        let mut c = Client::connect(server.addr);
+        // Request and FIN back to back usually arrive in one edge: the EOF
+        // must still be noticed, not left for the 75 s keep-alive timer.
+        c.send(get("/").as_bytes());
+        c.reader.get_ref().shutdown(std::net::Shutdown::Write).unwrap();
+        assert_eq!(c.read(false).text(), "Hello, World!");
+        let start = Instant::now();
+        assert!(c.is_closed());
+        assert!(
+            start.elapsed() < Duration::from_secs(2),
+            "the server noticed the client's FIN late"
+        );
+    }
+}

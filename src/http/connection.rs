@@ -161,6 +161,8 @@ pub(crate) struct Connection {
     pub(crate) writable: bool,
     /// Read side is finished (EOF or error): serve what is buffered, then close.
     pub(crate) read_closed: bool,
+    /// The reactor reported the peer's close (or an error) with readiness.
+    pub(crate) peer_closed: bool,
     /// Close once the output is written (Connection: close, or an error).
     pub(crate) close_after_write: bool,
     /// Half-closed after the last response, draining until the client closes.
@@ -182,6 +184,7 @@ impl Connection {
             readable: false,
             writable: false,
             read_closed: false,
+            peer_closed: false,
             close_after_write: false,
             lingering: false,
         }
@@ -275,9 +278,16 @@ impl Connection {
             unsafe { buf.set_len(buf.len() + n as usize) };
             total += n as usize;
             if (n as usize) < room {
-                // A short read: the socket is very likely drained; the next
-                // edge will say otherwise.
-                break;
+                // A short read took everything the socket held, so it is
+                // drained: with edge-triggered readiness any later data raises
+                // a new edge. Clearing readiness here saves the read that
+                // would only return WouldBlock (one syscall per request) —
+                // unless the same edge reported the peer's close, whose EOF
+                // no later edge would announce: then read on to the 0.
+                if !self.peer_closed {
+                    self.readable = false;
+                    break;
+                }
             }
         }
         Ok(total)

@@ -519,6 +519,9 @@ impl Driven for ServerInner {
             if ready.intersects(Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR) {
                 conn.c.readable = true;
             }
+            if ready.intersects(Ready::READ_CLOSED | Ready::ERROR) {
+                conn.c.peer_closed = true;
+            }
             if ready.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR) {
                 conn.c.writable = true;
             }
