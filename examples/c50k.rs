@@ -307,6 +307,19 @@ async fn client_connect(state: Rc<ClientState>, n: usize) -> String {
     format!("connected {ok} {failed} {:.3}", start.elapsed().as_secs_f64())
 }
 
+/// Waits for the per-connection tasks of a phase and keeps the connections
+/// that are still good; returns how many were lost to an error.
+async fn take_back(state: &ClientState, handles: Vec<solo::JoinHandle<Option<TcpStream>>>) -> u64 {
+    let mut errors = 0;
+    for h in handles {
+        match h.await {
+            Ok(Some(s)) => state.conns.borrow_mut().push(s),
+            _ => errors += 1,
+        }
+    }
+    errors
+}
+
 /// Every connection sends back to back for `secs`. Reply:
 /// `closed REQUESTS ERRORS HISTOGRAM`.
 async fn client_closed(state: Rc<ClientState>, secs: u64) -> String {
@@ -332,13 +345,7 @@ async fn client_closed(state: Rc<ClientState>, secs: u64) -> String {
             })
         })
         .collect();
-    let mut errors = 0;
-    for h in handles {
-        match h.await {
-            Ok(Some(s)) => state.conns.borrow_mut().push(s),
-            _ => errors += 1,
-        }
-    }
+    let errors = take_back(&state, handles).await;
     format!("closed {} {errors} {}", hist.count(), hist.to_line())
 }
 
@@ -426,13 +433,7 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
     for w in &wakers {
         w.add_permits(1);
     }
-    let mut errors = 0;
-    for h in handles {
-        match h.await {
-            Ok(Some(s)) => state.conns.borrow_mut().push(s),
-            _ => errors += 1,
-        }
-    }
+    let errors = take_back(&state, handles).await;
     format!("open {} {errors} {late} {}", hist.count(), hist.to_line())
 }
 
