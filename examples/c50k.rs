@@ -365,6 +365,7 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
     let queues: Vec<Rc<RefCell<std::collections::VecDeque<Instant>>>> = (0..n).map(|_| Rc::default()).collect();
     let wakers: Vec<Rc<Semaphore>> = (0..n).map(|_| Rc::new(Semaphore::new(0))).collect();
     let done = Rc::new(Cell::new(false));
+    let parked = Rc::new(Cell::new(0usize));
     let handles: Vec<_> = conns
         .into_iter()
         .enumerate()
@@ -376,8 +377,10 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
                 done.clone(),
                 state.clone(),
             );
+            let parked = parked.clone();
             spawn(async move {
                 let mut buf = Vec::with_capacity(256);
+                parked.set(parked.get() + 1);
                 loop {
                     let next = queue.borrow_mut().pop_front();
                     let Some(scheduled) = next else {
@@ -399,6 +402,12 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
             })
         })
         .collect();
+    // Start the clock only once every connection's task has run and parked:
+    // polling tens of thousands of new tasks takes milliseconds, and requests
+    // scheduled meanwhile would charge that start-up burst to the server.
+    while parked.get() < n {
+        solo::yield_now().await;
+    }
     let start = Instant::now();
     let total = rate * secs;
     let mut sent = 0u64;
