@@ -297,13 +297,17 @@ impl Reactor {
             self.dispatch(event.token().0, Ready::from_event(event));
         }
         self.dispatching.set(false);
-        let released = std::mem::take(&mut *self.released.borrow_mut());
+        // Drained in place (the vector keeps its capacity for the next turn);
+        // the entries are `Released` placeholders, so removing them runs no
+        // destructor that could reach back into the reactor.
+        let mut released = self.released.borrow_mut();
         if !released.is_empty() {
             let mut sources = self.sources.borrow_mut();
-            for key in released {
+            for key in released.drain(..) {
                 sources.remove(key);
             }
         }
+        drop(released);
         self.counters.events.set(self.counters.events.get() + count as u64);
         Ok(count)
     }

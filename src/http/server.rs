@@ -962,9 +962,9 @@ impl ServerInner {
                 return;
             }
         }
-        let head_ref = req.head_bytes().clone();
+        let head_start = req.head_bytes().as_ptr() as usize;
         let path = req.path();
-        let path_start = (path.as_ptr() as usize - head_ref.as_ptr() as usize) as u32;
+        let path_start = (path.as_ptr() as usize - head_start) as u32;
         match self.router.route(req.method(), path, path_start) {
             Routed::NotFound => {
                 let resp = Response::text("Not Found").with_status(404);
