@@ -34,6 +34,8 @@ pub use stats::{process_usage, Histogram, Stats};
 pub mod __bench {
     use bytes::BytesMut;
 
+    pub use super::server::ConnectionTurn;
+
     /// Parses every complete request head at the front of `buf`, as the
     /// connection does for a pipeline; returns how many were parsed.
     pub fn parse_all(mut buf: &[u8]) -> usize {

@@ -268,27 +268,8 @@ impl Server {
     /// Serves until shut down, on the current solo runtime.
     pub async fn serve(self) -> io::Result<()> {
         let core = Core::current();
-        let mut listener = mio::net::TcpListener::from_std(self.listener);
-        let inner = Rc::new(ServerInner {
-            core: core.clone(),
-            config: self.config,
-            router: self.router,
-            before: self.before,
-            after: self.after,
-            listener: RefCell::new(None),
-            conns: RefCell::new(Slab::new()),
-            pool: RefCell::new(Vec::new()),
-            date: RefCell::new(DateCache::new()),
-            counters: self.counters,
-            shutdown: self.shutdown,
-            draining: Cell::new(false),
-            next_id: Cell::new(0),
-            in_flight: Cell::new(0),
-            accept_paused: Cell::new(false),
-            accept_retry: Cell::new(false),
-            serve_waker: RefCell::new(None),
-            timers: RefCell::new(Vec::new()),
-        });
+        let (inner, listener) = ServerInner::new(core.clone(), self);
+        let mut listener = mio::net::TcpListener::from_std(listener);
         let token = core
             .reactor
             .register_driven(&mut listener, Interest::READABLE, inner.clone(), LISTENER)?;
@@ -567,6 +548,31 @@ impl TimerTarget for ServerInner {
 }
 
 impl ServerInner {
+    /// The server's state on `core`, and its (not yet registered) listener.
+    fn new(core: Rc<Core>, server: Server) -> (Rc<ServerInner>, std::net::TcpListener) {
+        let inner = Rc::new(ServerInner {
+            core,
+            config: server.config,
+            router: server.router,
+            before: server.before,
+            after: server.after,
+            listener: RefCell::new(None),
+            conns: RefCell::new(Slab::new()),
+            pool: RefCell::new(Vec::new()),
+            date: RefCell::new(DateCache::new()),
+            counters: server.counters,
+            shutdown: server.shutdown,
+            draining: Cell::new(false),
+            next_id: Cell::new(0),
+            in_flight: Cell::new(0),
+            accept_paused: Cell::new(false),
+            accept_retry: Cell::new(false),
+            serve_waker: RefCell::new(None),
+            timers: RefCell::new(Vec::new()),
+        });
+        (inner, server.listener)
+    }
+
     fn poll_serve(self: &Rc<Self>, cx: &mut Context<'_>) -> Poll<()> {
         self.shutdown.register(cx.waker());
         *self.serve_waker.borrow_mut() = Some(cx.waker().clone());
@@ -1328,6 +1334,66 @@ impl ServerInner {
                 self.put_bufs(bufs);
             }
         }
+    }
+}
+
+/// One connection driven in memory, for the bench of a whole connection
+/// turn: bytes in → parse → route → handler → serialise → bytes out, with no
+/// system call on the way. It holds a connected loopback socket it never
+/// touches, only because a `Connection` owns one. Not part of the API.
+#[doc(hidden)]
+pub struct ConnectionTurn {
+    server: Rc<ServerInner>,
+    conn: Conn,
+    _client: std::net::TcpStream,
+}
+
+impl ConnectionTurn {
+    /// A connection of `server`; call inside `Runtime::block_on`.
+    pub fn new(server: Server) -> io::Result<ConnectionTurn> {
+        let (inner, listener) = ServerInner::new(Core::current(), server);
+        let client = std::net::TcpStream::connect(listener.local_addr()?)?;
+        let (stream, peer) = listener.accept()?;
+        stream.set_nonblocking(true)?;
+        let c = Connection::new(mio::net::TcpStream::from_std(stream), Token(0), 0, peer);
+        Ok(ConnectionTurn {
+            server: inner,
+            conn: Conn { c, timer_for: None },
+            _client: client,
+        })
+    }
+
+    /// Handles `input` as if one read had returned it, and appends to `out`
+    /// what the connection would write (the copy stands in for `write`'s).
+    /// Fails if the connection would close (an error response is still
+    /// appended) or if a handler did not finish at once.
+    pub fn turn(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
+        let server = &self.server;
+        let c = &mut self.conn.c;
+        server.bufs(c).read.extend_from_slice(input);
+        let processed = server.process(0, c);
+        if let Some(bufs) = c.bufs.as_deref_mut() {
+            for segment in bufs.out.queue.drain(..) {
+                out.extend_from_slice(&segment);
+            }
+            out.extend_from_slice(&bufs.out.buf);
+            bufs.out.buf.clear();
+        }
+        server.record_batch(c);
+        if processed.is_err() || c.close_after_write {
+            return Err(io::Error::new(
+                io::ErrorKind::ConnectionAborted,
+                "the connection would close",
+            ));
+        }
+        if c.pending.is_some() || c.streaming.is_some() {
+            return Err(io::Error::new(
+                io::ErrorKind::WouldBlock,
+                "a handler did not finish at once",
+            ));
+        }
+        server.release_idle_buffers(&mut self.conn);
+        Ok(())
     }
 }
 
