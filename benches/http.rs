@@ -71,7 +71,7 @@ fn serialising(c: &mut Criterion) {
     let mut g = c.benchmark_group("serialise response");
     g.throughput(Throughput::Elements(1));
     let mut out = BytesMut::with_capacity(4096);
-    let date = b"Tue, 24 Nov 2026 12:00:00 GMT";
+    let date = b"Date: Tue, 24 Nov 2026 12:00:00 GMT\r\n";
     g.bench_function("text 13 bytes", |b| {
         b.iter(|| {
             out.clear();

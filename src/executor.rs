@@ -143,6 +143,11 @@ impl Core {
         self.start.elapsed().as_millis() as u64
     }
 
+    /// The tick of `instant`, rounded down (as `now_tick` is).
+    pub(crate) fn tick_at(&self, instant: Instant) -> u64 {
+        instant.saturating_duration_since(self.start).as_millis() as u64
+    }
+
     /// The tick of `deadline`, rounded up so that a timer never fires early.
     pub(crate) fn deadline_tick(&self, deadline: Instant) -> u64 {
         let since = deadline.saturating_duration_since(self.start);

@@ -573,6 +573,29 @@ fn idle_keep_alive_connection_is_closed_after_its_timeout() {
     assert!(waited >= Duration::from_millis(190), "closed early: {waited:?}");
 }
 
+/// The keep-alive timeout counts from the last answer, not the first: a
+/// connection busy with a request every 50 ms outlives a 200 ms timeout.
+#[test]
+fn keep_alive_timeout_restarts_after_each_request() {
+    let config = Config {
+        keep_alive_timeout: Duration::from_millis(200),
+        ..Config::default()
+    };
+    let server = start(config);
+    let mut c = Client::connect(server.addr);
+    for i in 0..20 {
+        assert_eq!(c.request(&get("/")).status, 200, "request {i} after {} ms", i * 50);
+        thread::sleep(Duration::from_millis(50));
+    }
+    let start = Instant::now();
+    assert!(c.is_closed());
+    assert!(
+        start.elapsed() >= Duration::from_millis(140),
+        "closed early: {:?}",
+        start.elapsed()
+    );
+}
+
 #[test]
 fn connection_limit_pauses_accepting_and_resumes() {
     let config = Config {

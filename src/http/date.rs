@@ -7,22 +7,25 @@
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub(crate) struct DateCache {
-    bytes: [u8; 29],
+    /// `Date: <IMF-fixdate>\r\n`, the whole header line, so a response
+    /// copies it in one piece.
+    line: [u8; 37],
     second: u64,
 }
 
 impl DateCache {
     pub(crate) fn new() -> DateCache {
         let mut cache = DateCache {
-            bytes: [b' '; 29],
+            line: *b"Date: Thu, 01 Jan 1970 00:00:00 GMT\r\n",
             second: u64::MAX,
         };
         cache.refresh();
         cache
     }
 
-    pub(crate) fn get(&self) -> &[u8] {
-        &self.bytes
+    /// The current `Date` header line, CRLF included.
+    pub(crate) fn line(&self) -> &[u8] {
+        &self.line
     }
 
     /// Re-formats if the wall-clock second changed.
@@ -33,7 +36,8 @@ impl DateCache {
             .unwrap_or(0);
         if now != self.second {
             self.second = now;
-            format_imf(now, &mut self.bytes);
+            let date: &mut [u8; 29] = (&mut self.line[6..35]).try_into().expect("29 bytes");
+            format_imf(now, date);
         }
     }
 }
@@ -92,6 +96,15 @@ mod tests {
         let mut b = [0u8; 29];
         format_imf(secs, &mut b);
         String::from_utf8(b.to_vec()).unwrap()
+    }
+
+    #[test]
+    fn the_cached_line_is_a_whole_header() {
+        let cache = DateCache::new();
+        let line = std::str::from_utf8(cache.line()).unwrap();
+        assert!(line.starts_with("Date: ") && line.ends_with(" GMT\r\n"), "{line:?}");
+        assert_eq!(line.len(), 37);
+        assert_ne!(&line[6..35], "Thu, 01 Jan 1970 00:00:00 GMT");
     }
 
     #[test]

@@ -48,9 +48,15 @@ pub mod __bench {
     }
 
     /// Serialises a `Response::text(body)` as the server does.
-    pub fn serialize_text(out: &mut BytesMut, date: &[u8], body: &'static str) {
+    pub fn serialize_text(out: &mut BytesMut, date_line: &[u8], body: &'static str) {
         let resp = super::Response::text(body);
-        resp.write_head(out, date, super::response::Framing::Length(body.len() as u64), false, 1);
+        resp.write_head(
+            out,
+            date_line,
+            super::response::Framing::Length(body.len() as u64),
+            false,
+            1,
+        );
         out.extend_from_slice(body.as_bytes());
     }
 }

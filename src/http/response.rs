@@ -181,11 +181,9 @@ impl Response {
 
     /// Writes the status line and headers. Statuses that never have a body
     /// (1xx, 204, 304) get no framing header.
-    pub(crate) fn write_head(&self, out: &mut BytesMut, date: &[u8], framing: Framing, close: bool, minor: u8) {
+    pub(crate) fn write_head(&self, out: &mut BytesMut, date_line: &[u8], framing: Framing, close: bool, minor: u8) {
         out.put_slice(status_line(self.status));
-        out.put_slice(b"Date: ");
-        out.put_slice(date);
-        out.put_slice(b"\r\n");
+        out.put_slice(date_line);
         if has_body(self.status) {
             match framing {
                 Framing::Length(n) => {
@@ -343,19 +341,25 @@ mod tests {
     fn serialises_head() {
         let r = Response::text("hi").header("X-A", "b");
         let mut out = BytesMut::new();
-        r.write_head(&mut out, b"Tue, 24 Nov 2026 12:00:00 GMT", Framing::Length(2), false, 1);
+        r.write_head(
+            &mut out,
+            b"Date: Tue, 24 Nov 2026 12:00:00 GMT\r\n",
+            Framing::Length(2),
+            false,
+            1,
+        );
         assert_eq!(
             &out[..],
             b"HTTP/1.1 200 OK\r\nDate: Tue, 24 Nov 2026 12:00:00 GMT\r\nContent-Length: 2\r\nContent-Type: text/plain; charset=utf-8\r\nX-A: b\r\n\r\n"
         );
         let mut out = BytesMut::new();
-        Response::status(204).write_head(&mut out, b"D", Framing::Length(0), true, 0);
+        Response::status(204).write_head(&mut out, b"Date: D\r\n", Framing::Length(0), true, 0);
         assert_eq!(
             &out[..],
             b"HTTP/1.1 204 No Content\r\nDate: D\r\nConnection: close\r\n\r\n"
         );
         let mut out = BytesMut::new();
-        Response::status(418).write_head(&mut out, b"D", Framing::Length(0), false, 1);
+        Response::status(418).write_head(&mut out, b"Date: D\r\n", Framing::Length(0), false, 1);
         assert!(out.starts_with(b"HTTP/1.1 418 \r\n"));
     }
 

@@ -182,7 +182,19 @@ enum Segment {
 struct Entry {
     method: Method,
     pattern: Vec<Segment>,
+    /// The whole pattern when it has no parameters: such a route matches
+    /// exactly this path, so one comparison decides it.
+    literal: Option<Box<str>>,
     endpoint: Box<dyn Endpoint>,
+}
+
+impl Entry {
+    fn matches(&self, path: &str, path_start: u32) -> Option<Params> {
+        match &self.literal {
+            Some(literal) => (**literal == *path).then(Params::new),
+            None => match_path(&self.pattern, path, path_start),
+        }
+    }
 }
 
 /// The route table.
@@ -225,7 +237,12 @@ fn parse_pattern(pattern: &str) -> Vec<Segment> {
 
 impl Router {
     pub(crate) fn add<H: Handler>(&mut self, method: Method, pattern: &str, handler: H) {
-        let pattern = parse_pattern(pattern);
+        let text = pattern;
+        let pattern = parse_pattern(text);
+        let literal = pattern
+            .iter()
+            .all(|s| matches!(s, Segment::Literal(_)))
+            .then(|| text.into());
         assert!(
             !self.routes.iter().any(|r| r.method == method && r.pattern == pattern),
             "duplicate route for {method}"
@@ -233,6 +250,7 @@ impl Router {
         self.routes.push(Entry {
             method,
             pattern,
+            literal,
             endpoint: Box::new(Route {
                 handler,
                 free: Rc::new(RefCell::new(Vec::new())),
@@ -246,7 +264,7 @@ impl Router {
         let lookup = if method == Method::Head { Method::Get } else { method };
         let mut allowed: Vec<Method> = Vec::new();
         for entry in &self.routes {
-            if let Some(params) = match_path(&entry.pattern, path, path_start) {
+            if let Some(params) = entry.matches(path, path_start) {
                 if entry.method == lookup || entry.method == method {
                     return Routed::Found(&*entry.endpoint, params);
                 }
@@ -310,6 +328,25 @@ mod tests {
                 .map(|(n, (s, e))| (n.to_string(), path[s as usize..e as usize].to_string()))
                 .collect()
         })
+    }
+
+    /// The one-comparison path for patterns without parameters decides
+    /// exactly as segment matching does.
+    #[test]
+    fn literal_patterns_match_as_segments_do() {
+        let patterns = ["/", "/a", "/a/b", "/users/", "//", "/a.b"];
+        let paths = [
+            "/", "/a", "/a/", "/a/b", "/a/b/", "/users/", "/users", "//", "/a//b", "", "a", "/a.b", "/b",
+        ];
+        for pattern in patterns {
+            for path in paths {
+                assert_eq!(
+                    pattern == path,
+                    match_path(&parse_pattern(pattern), path, 0).is_some(),
+                    "{pattern:?} against {path:?}"
+                );
+            }
+        }
     }
 
     #[test]
