@@ -54,7 +54,8 @@ pub struct Config {
     pub header_timeout: Duration,
     /// Longest pause between two reads of a request body (408).
     pub body_timeout: Duration,
-    /// How long an idle keep-alive connection is kept.
+    /// How long a keep-alive connection is kept with no request, counted
+    /// from its latest request (at most 24 days; longer is treated as 24).
     pub keep_alive_timeout: Duration,
     /// Longest pause in writing to a client that does not read.
     pub write_timeout: Duration,
