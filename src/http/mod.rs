@@ -17,6 +17,7 @@
 mod connection;
 mod date;
 mod parse;
+mod pool;
 mod request;
 mod response;
 mod router;

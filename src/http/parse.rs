@@ -27,55 +27,20 @@ pub(crate) struct FieldPos {
 /// The largest `max_head` a server accepts.
 pub(crate) const MAX_HEAD_LIMIT: usize = u16::MAX as usize;
 
-/// Vectors of positions kept for reuse per thread, and the largest kept.
-const FIELDS_POOL_MAX: usize = 1024;
-const FIELDS_KEPT_CAPACITY: usize = MAX_HEADERS;
-
-thread_local! {
-    static FIELDS_POOL: std::cell::RefCell<Vec<Vec<FieldPos>>> = const { std::cell::RefCell::new(Vec::new()) };
-}
-
-/// The positions of a request's header fields, in a vector that goes back to
-/// a per-thread pool when the request is dropped (a request never leaves its
-/// thread: it holds `Rc`s). Not an inline array: a request is moved several
-/// times on its way from the parser into the handler's future, and 128 bytes
-/// of inline positions made those moves a quarter of a pipelined request's
-/// user-space time (measured in `benches/http.rs`). Allocates only until the
-/// pool is warm.
-#[derive(Debug)]
-pub(crate) struct Fields(Vec<FieldPos>);
-
-impl Fields {
-    fn new() -> Fields {
-        let reused = FIELDS_POOL.try_with(|p| p.borrow_mut().pop()).ok().flatten();
-        Fields(reused.unwrap_or_else(|| Vec::with_capacity(16)))
-    }
-
-    fn push(&mut self, f: FieldPos) {
-        self.0.push(f);
-    }
-
-    pub(crate) fn as_slice(&self) -> &[FieldPos] {
-        &self.0
+impl super::pool::Pooled for FieldPos {
+    const KEEP_CAPACITY: usize = MAX_HEADERS;
+    const FIRST_CAPACITY: usize = 16;
+    fn free_list() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<Self>>>> {
+        thread_local!(static FREE: std::cell::RefCell<Vec<Vec<FieldPos>>> = const { std::cell::RefCell::new(Vec::new()) });
+        &FREE
     }
 }
 
-impl Drop for Fields {
-    fn drop(&mut self) {
-        let mut v = std::mem::take(&mut self.0);
-        if v.capacity() == 0 || v.capacity() > FIELDS_KEPT_CAPACITY {
-            return;
-        }
-        v.clear();
-        // During thread teardown the pool may be gone: the vector is freed.
-        let _ = FIELDS_POOL.try_with(|p| {
-            let mut pool = p.borrow_mut();
-            if pool.len() < FIELDS_POOL_MAX {
-                pool.push(v);
-            }
-        });
-    }
-}
+/// The positions of a request's header fields. Pooled rather than inline: a
+/// request is moved several times on its way from the parser into the
+/// handler's future, and 128 bytes of inline positions made those moves a
+/// quarter of a pipelined request's user-space time (`benches/http.rs`).
+pub(crate) type Fields = super::pool::PooledVec<FieldPos>;
 
 /// How the body of a request is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -497,25 +462,6 @@ impl ChunkedDecoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// A request's header positions come back to the pool when it is dropped
-    /// and serve the next request, empty; an oversized vector is not kept.
-    #[test]
-    fn field_vectors_are_reused_through_the_pool() {
-        let mut f = Fields::new();
-        f.push(FieldPos::default());
-        let ptr = f.0.as_ptr();
-        drop(f);
-        let g = Fields::new();
-        assert_eq!(g.0.as_ptr(), ptr, "not reused");
-        assert!(g.as_slice().is_empty());
-        drop(g);
-        let mut big = Fields::new();
-        big.0.reserve(FIELDS_KEPT_CAPACITY * 2);
-        let big_ptr = big.0.as_ptr();
-        drop(big);
-        assert_ne!(Fields::new().0.as_ptr(), big_ptr, "an oversized vector was kept");
-    }
 
     fn parse(s: &str) -> Result<Option<Head>, HeadError> {
         parse_head(s.as_bytes(), 8192)

@@ -16,6 +16,7 @@ use std::task::{Poll, Waker};
 use bytes::{Bytes, BytesMut};
 
 use super::parse::{Fields, Head};
+use super::router::Params;
 
 /// An HTTP request method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -159,7 +160,7 @@ pub struct Request {
     target: (u32, u32),
     minor: u8,
     fields: Fields,
-    params: Vec<(Rc<str>, (u32, u32))>,
+    params: Params,
     peer: SocketAddr,
     body: Body,
     content_length: Option<u64>,
@@ -188,7 +189,7 @@ impl Request {
             target: head.target,
             minor: head.minor,
             fields: head.fields,
-            params: Vec::new(),
+            params: Params::new(),
             peer,
             body,
             content_length: match head.body {
@@ -199,7 +200,7 @@ impl Request {
         }
     }
 
-    pub(crate) fn set_params(&mut self, params: Vec<(Rc<str>, (u32, u32))>) {
+    pub(crate) fn set_params(&mut self, params: Params) {
         self.params = params;
     }
 
@@ -260,9 +261,10 @@ impl Request {
     /// A path parameter captured by the route (`:name` or `*name`).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
+            .as_slice()
             .iter()
-            .find(|(n, _)| &**n == name)
-            .map(|(_, pos)| as_str(slice(&self.head, *pos)))
+            .find(|p| &*p.name == name)
+            .map(|p| as_str(slice(&self.head, p.span)))
     }
 
     /// `"HTTP/1.0"` or `"HTTP/1.1"`.

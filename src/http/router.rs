@@ -204,7 +204,24 @@ pub(crate) struct Router {
 }
 
 /// Captured parameters: name and position in the head bytes.
-pub(crate) type Params = Vec<(Rc<str>, (u32, u32))>;
+pub(crate) type Params = super::pool::PooledVec<Param>;
+
+/// One captured parameter: its name (shared with the route) and where its
+/// value lies in the head bytes.
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub(crate) name: Rc<str>,
+    pub(crate) span: (u32, u32),
+}
+
+impl super::pool::Pooled for Param {
+    const KEEP_CAPACITY: usize = 16;
+    const FIRST_CAPACITY: usize = 4;
+    fn free_list() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>> {
+        thread_local!(static FREE: RefCell<Vec<Vec<Param>>> = const { RefCell::new(Vec::new()) });
+        &FREE
+    }
+}
 
 /// The outcome of routing one request.
 pub(crate) enum Routed<'a> {
@@ -284,7 +301,7 @@ impl Router {
 
 fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params> {
     let rest = path.strip_prefix('/')?;
-    let mut params = Vec::new();
+    let mut params = Params::new();
     let mut offset = path_start + 1;
     let mut parts = rest.split('/');
     for seg in pattern {
@@ -292,7 +309,10 @@ fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params
             Segment::Rest(name) => {
                 let consumed = (offset - path_start - 1) as usize;
                 let tail = &rest[consumed.min(rest.len())..];
-                params.push((name.clone(), (offset, offset + tail.len() as u32)));
+                params.push(Param {
+                    name: name.clone(),
+                    span: (offset, offset + tail.len() as u32),
+                });
                 return Some(params);
             }
             Segment::Literal(lit) => {
@@ -307,7 +327,10 @@ fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params
                 if part.is_empty() {
                     return None;
                 }
-                params.push((name.clone(), (offset, offset + part.len() as u32)));
+                params.push(Param {
+                    name: name.clone(),
+                    span: (offset, offset + part.len() as u32),
+                });
                 offset += part.len() as u32 + 1;
             }
         }
@@ -324,8 +347,14 @@ mod tests {
 
     fn params(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
         match_path(&parse_pattern(pattern), path, 0).map(|ps| {
-            ps.into_iter()
-                .map(|(n, (s, e))| (n.to_string(), path[s as usize..e as usize].to_string()))
+            ps.as_slice()
+                .iter()
+                .map(|p| {
+                    (
+                        p.name.to_string(),
+                        path[p.span.0 as usize..p.span.1 as usize].to_string(),
+                    )
+                })
                 .collect()
         })
     }
