@@ -4,7 +4,8 @@
 //! connection); a handler's future is polled once inline and only becomes a
 //! task if it is not ready. Read `connection.rs` for the state machine,
 //! `server.rs` for how it is driven, `parse.rs` for what is rejected and
-//! why; `docs/http.md` has the diagram, the limits and their defaults.
+//! why, `pool.rs` for why a request's small vectors allocate nothing once
+//! warm; `docs/http.md` has the diagram, the limits and their defaults.
 //!
 //! ```no_run
 //! use solo::http::{Request, Response, Server};
