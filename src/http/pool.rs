@@ -54,18 +54,7 @@ impl<T: Pooled> PooledVec<T> {
     pub(crate) fn as_slice(&self) -> &[T] {
         &self.0
     }
-}
 
-impl<T: Pooled> Drop for PooledVec<T> {
-    #[inline]
-    fn drop(&mut self) {
-        if self.0.capacity() != 0 {
-            self.give_back();
-        }
-    }
-}
-
-impl<T: Pooled> PooledVec<T> {
     fn give_back(&mut self) {
         let mut v = std::mem::take(&mut self.0);
         if v.capacity() > T::KEEP_CAPACITY {
@@ -78,6 +67,15 @@ impl<T: Pooled> PooledVec<T> {
                 list.push(v);
             }
         });
+    }
+}
+
+impl<T: Pooled> Drop for PooledVec<T> {
+    #[inline]
+    fn drop(&mut self) {
+        if self.0.capacity() != 0 {
+            self.give_back();
+        }
     }
 }
 

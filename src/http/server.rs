@@ -1251,9 +1251,10 @@ impl ServerInner {
                 // it per request would cost a cancel and an insert each):
                 // it counts from the latest request, so it may be early.
                 let timeout = keep_alive_ms(&self.config);
-                let since = (self.core.now_tick() as u32).wrapping_sub(conn.last_request);
+                let now = self.core.now_tick();
+                let since = (now as u32).wrapping_sub(conn.last_request);
                 if since < timeout {
-                    let tick = self.core.now_tick() + u64::from(timeout - since);
+                    let tick = now + u64::from(timeout - since);
                     conn.c.timer = Some(
                         self.core
                             .timers
