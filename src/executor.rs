@@ -193,7 +193,9 @@ impl Core {
         let mut expired = self.expired.borrow_mut();
         {
             let mut timers = self.timers.borrow_mut();
-            timers.advance(self.now_tick());
+            // The time the poll returned: no clock read of its own, and at
+            // worst the timers fire a dispatch's length late, never early.
+            timers.advance(self.tick_at(self.reactor.now()));
             while let Some((_, expiry)) = timers.pop_expired() {
                 expired.push(expiry);
             }

@@ -29,7 +29,7 @@ use std::cell::{Cell, RefCell};
 use std::io;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use mio::event::Source as MioSource;
 use mio::{Events, Interest, Registry, Token};
@@ -153,6 +153,9 @@ pub(crate) struct Reactor {
     dispatching: Cell<bool>,
     released: RefCell<Vec<usize>>,
     again: RefCell<Vec<(usize, Ready)>>,
+    /// When the latest poll returned: one clock read per turn, shared by
+    /// everything dispatched in it and by the timers fired after it.
+    now: Cell<Instant>,
     pub(crate) counters: ReactorCounters,
 }
 
@@ -168,8 +171,22 @@ impl Reactor {
             dispatching: Cell::new(false),
             released: RefCell::new(Vec::new()),
             again: RefCell::new(Vec::new()),
+            now: Cell::new(Instant::now()),
             counters: ReactorCounters::default(),
         })
+    }
+
+    /// When the latest poll returned (see `refresh_now`). Never ahead of
+    /// the real time, so deadlines measured from it are never early.
+    pub(crate) fn now(&self) -> Instant {
+        self.now.get()
+    }
+
+    /// Reads the clock into `now`; `turn` does it once per poll.
+    pub(crate) fn refresh_now(&self) -> Instant {
+        let now = Instant::now();
+        self.now.set(now);
+        now
     }
 
     pub(crate) fn registry(&self) -> &Registry {
@@ -278,7 +295,9 @@ impl Reactor {
             self.counters.blocking_polls.set(self.counters.blocking_polls.get() + 1);
         }
         let mut events = self.events.borrow_mut();
-        match self.poll.borrow_mut().poll(&mut events, timeout) {
+        let polled = self.poll.borrow_mut().poll(&mut events, timeout);
+        self.refresh_now();
+        match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
             Err(e) => return Err(e),

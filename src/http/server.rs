@@ -967,8 +967,10 @@ impl ServerInner {
         };
         let bufs = self.bufs(c);
         if bufs.batch_start.is_none() {
-            // One clock read per batch of pipelined requests, not per request.
-            bufs.batch_start = Some(Instant::now());
+            // When the poll that brought these bytes returned: no clock read
+            // here, and the latency recorded includes the time the request
+            // waited behind other connections dispatched in the same turn.
+            bufs.batch_start = Some(self.core.reactor.now());
         }
         let mut req = Request::new(head_bytes, head, c.peer.get(), body);
         for hook in &self.before {
@@ -1402,6 +1404,8 @@ impl ConnectionTurn {
     pub fn turn(&mut self, input: &[u8], out: &mut Vec<u8>) -> io::Result<()> {
         let server = &self.server;
         let c = &mut self.conn.c;
+        // What the reactor does once per poll.
+        server.core.reactor.refresh_now();
         server.bufs(c).read.extend_from_slice(input);
         let processed = server.process(0, c);
         if let Some(bufs) = c.bufs.as_deref_mut() {
