@@ -55,7 +55,7 @@ pub struct Config {
     /// Longest pause between two reads of a request body (408).
     pub body_timeout: Duration,
     /// How long a keep-alive connection is kept with no request, counted
-    /// from its latest request (at most 24 days; longer is treated as 24).
+    /// from its latest answer (at most 24 days; longer is treated as 24).
     pub keep_alive_timeout: Duration,
     /// Longest pause in writing to a client that does not read.
     pub write_timeout: Duration,
@@ -483,10 +483,11 @@ pub(crate) struct ServerInner {
 pub(crate) struct Conn {
     c: Connection,
     timer_for: Option<Phase>,
-    /// The runtime's tick (ms, wrapping) when the latest request arrived:
-    /// the keep-alive timeout counts from here. (Here rather than in
-    /// `Connection`, it fills padding: an idle connection stays 120 bytes.)
-    last_request: u32,
+    /// The runtime's tick (ms, wrapping) when the latest answer was written
+    /// in full (or the connection was accepted): the keep-alive timeout
+    /// counts from here. (Here rather than in `Connection`, it fills
+    /// padding: an idle connection stays 120 bytes.)
+    idle_since: u32,
 }
 
 /// Why a connection must close now.
@@ -715,7 +716,7 @@ impl ServerInner {
         entry.insert(Conn {
             c: Connection::new(stream, token, id, peer),
             timer_for: None,
-            last_request: self.core.now_tick() as u32,
+            idle_since: self.core.now_tick() as u32,
         });
         add(&self.counters.accepted, 1);
         add(&self.counters.active, 1);
@@ -760,7 +761,10 @@ impl ServerInner {
                 }
             }
             if conn.c.output_empty() {
-                self.record_batch(&mut conn.c);
+                if self.record_batch(&mut conn.c) {
+                    // Once per answered batch, from the turn's clock.
+                    conn.idle_since = self.core.tick_at(self.core.reactor.now()) as u32;
+                }
                 if conn.c.close_after_write && conn.c.pending.is_none() && conn.c.streaming.is_none() {
                     if !conn.c.lingering {
                         // Half-close, then read and discard until the client
@@ -787,9 +791,6 @@ impl ServerInner {
                 }
             }
             moved |= self.process(key, &mut conn.c)?;
-            if let Some(start) = conn.c.bufs.as_deref().and_then(|b| b.batch_start) {
-                conn.last_request = self.core.tick_at(start) as u32;
-            }
             if conn.c.read_closed && conn.c.output_empty() && conn.c.ready_for_next() {
                 // The client is done sending and everything it asked for is
                 // answered (a partial request left behind is dropped).
@@ -1194,19 +1195,24 @@ impl ServerInner {
 
     /// Latency of the responses just written: from the first request of the
     /// batch parsed to the last byte handed to the kernel.
-    fn record_batch(&self, c: &mut Connection) {
+    /// Returns whether a batch was recorded.
+    fn record_batch(&self, c: &mut Connection) -> bool {
         let busy = c.pending.is_some() || c.streaming.is_some() || c.body.is_some();
-        let Some(bufs) = c.bufs.as_deref_mut() else { return };
+        let Some(bufs) = c.bufs.as_deref_mut() else {
+            return false;
+        };
         if busy {
-            return;
+            return false;
         }
-        if let Some(start) = bufs.batch_start.take() {
-            let micros = start.elapsed().as_micros() as u64;
-            for _ in 0..bufs.batch_len.max(1) {
-                self.counters.latency.record(micros);
-            }
-            bufs.batch_len = 0;
+        let Some(start) = bufs.batch_start.take() else {
+            return false;
+        };
+        let micros = start.elapsed().as_micros() as u64;
+        for _ in 0..bufs.batch_len.max(1) {
+            self.counters.latency.record(micros);
         }
+        bufs.batch_len = 0;
+        true
     }
 
     /// Arms the connection's one timer for what it is waiting for; a timer
@@ -1251,10 +1257,10 @@ impl ServerInner {
                 // The keep-alive timer is armed when a connection first goes
                 // idle and kept across requests answered at once (re-arming
                 // it per request would cost a cancel and an insert each):
-                // it counts from the latest request, so it may be early.
+                // it counts from the latest answer, so it may be early.
                 let timeout = keep_alive_ms(&self.config);
                 let now = self.core.now_tick();
-                let since = (now as u32).wrapping_sub(conn.last_request);
+                let since = (now as u32).wrapping_sub(conn.idle_since);
                 if since < timeout {
                     let tick = now + u64::from(timeout - since);
                     conn.c.timer = Some(
@@ -1391,7 +1397,7 @@ impl ConnectionTurn {
             conn: Conn {
                 c,
                 timer_for: None,
-                last_request: 0,
+                idle_since: 0,
             },
             _client: client,
         })
@@ -1415,7 +1421,10 @@ impl ConnectionTurn {
             out.extend_from_slice(&bufs.out.buf);
             bufs.out.buf.clear();
         }
-        server.record_batch(c);
+        if server.record_batch(c) {
+            self.conn.idle_since = server.core.tick_at(server.core.reactor.now()) as u32;
+        }
+        let c = &mut self.conn.c;
         if processed.is_err() || c.close_after_write {
             return Err(io::Error::new(
                 io::ErrorKind::ConnectionAborted,
