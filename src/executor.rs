@@ -38,14 +38,13 @@ use std::time::{Duration, Instant};
 use slab::Slab;
 
 use crate::blocking::BlockingPool;
+use crate::coop;
 use crate::reactor::{Reactor, WAKE_TOKEN};
-use crate::task::{self, JoinHandle, TaskRef};
+use crate::task::{self, JoinHandle, Schedule, TaskRef};
 use crate::timer::TimerWheel;
 
 /// Task polls between two polls of the reactor (tokio uses 61).
 const BATCH: usize = 64;
-/// I/O operations a task may complete in one poll before it is made to yield.
-const BUDGET: u32 = 128;
 
 /// The part of a runtime that other threads may reach.
 pub(crate) struct Shared {
@@ -123,7 +122,6 @@ pub(crate) struct Core {
 
 thread_local! {
     static CURRENT: RefCell<Option<Rc<Core>>> = const { RefCell::new(None) };
-    static BUDGET_LEFT: Cell<u32> = const { Cell::new(u32::MAX) };
 }
 
 impl Core {
@@ -239,7 +237,7 @@ impl Core {
         let mut cx = Context::from_waker(&waker);
         loop {
             if main.woken.swap(false, Ordering::AcqRel) {
-                reset_budget();
+                coop::reset_budget();
                 if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
                     return output;
                 }
@@ -324,42 +322,20 @@ fn on_runtime_thread(shared: &Arc<Shared>) -> bool {
 
 /// Puts a task that has just been marked scheduled on a run queue: the local
 /// one when woken on its runtime's thread, the remote one otherwise.
-pub(crate) fn enqueue(task: TaskRef) {
-    let mut task = Some(task);
-    let _ = CURRENT.try_with(|c| {
-        if let Some(core) = c.borrow().as_ref() {
-            if task
-                .as_ref()
-                .is_some_and(|t| Arc::ptr_eq(&core.shared, &t.header().shared))
-            {
-                core.run_queue.borrow_mut().extend(task.take());
+impl Schedule for Shared {
+    fn schedule(&self, task: TaskRef) {
+        let mut task = Some(task);
+        let _ = CURRENT.try_with(|c| {
+            if let Some(core) = c.borrow().as_ref() {
+                if std::ptr::eq(Arc::as_ptr(&core.shared), self) {
+                    core.run_queue.borrow_mut().extend(task.take());
+                }
             }
+        });
+        if let Some(task) = task {
+            self.push_remote(task);
         }
-    });
-    if let Some(task) = task {
-        let shared = task.header().shared.clone();
-        shared.push_remote(task);
     }
-}
-
-pub(crate) fn reset_budget() {
-    BUDGET_LEFT.with(|b| b.set(BUDGET));
-}
-
-/// Charges one I/O operation to the running task's budget. When the budget is
-/// spent, the task is woken (so it is rescheduled, at the back of the queue)
-/// and told to return `Pending`.
-pub(crate) fn poll_budget(cx: &mut Context<'_>) -> Poll<()> {
-    BUDGET_LEFT.with(|b| match b.get() {
-        0 => {
-            cx.waker().wake_by_ref();
-            Poll::Pending
-        }
-        n => {
-            b.set(n - 1);
-            Poll::Ready(())
-        }
-    })
 }
 
 /// Restores the previous context when `block_on` returns or unwinds.
@@ -449,6 +425,37 @@ impl Runtime {
     /// Counters of this runtime's loop.
     pub fn stats(&self) -> RuntimeStats {
         self.core.stats()
+    }
+
+    /// Calls `f` inside this runtime (so it may spawn and set timers),
+    /// without running the loop.
+    pub(crate) fn enter<R>(&self, f: impl FnOnce(&Rc<Core>) -> R) -> R {
+        let _guard = enter(&self.core);
+        f(&self.core)
+    }
+
+    /// Runs the loop without blocking until nothing is ready: no task to
+    /// poll, no timer due, no event pending. The in-memory HTTP test client
+    /// steps a server with it.
+    pub(crate) fn run_until_stalled(&self) {
+        let _guard = enter(&self.core);
+        let core = &self.core;
+        loop {
+            core.run_tasks();
+            if let Err(e) = core.reactor.turn(Some(Duration::ZERO)) {
+                panic!("solo: polling for events failed: {e}");
+            }
+            core.fire_timers();
+            core.take_remote();
+            let due = core
+                .timers
+                .borrow()
+                .next_expiration()
+                .is_some_and(|t| t <= core.tick_at(core.reactor.now()));
+            if core.run_queue.borrow().is_empty() && !due {
+                return;
+            }
+        }
     }
 }
 

@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 
 mod blocking;
+mod coop;
 mod executor;
 pub mod http;
 pub mod net;

@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 
 use mio::{Interest, Token};
 
-use crate::executor::{self, Core};
+use crate::executor::Core;
 use crate::reactor::Direction;
 
 /// A mio source registered with the current runtime; deregistered on drop.
@@ -41,7 +41,7 @@ impl<S: mio::event::Source> Registration<S> {
         dir: Direction,
         mut op: impl FnMut(&S) -> io::Result<R>,
     ) -> Poll<io::Result<R>> {
-        std::task::ready!(executor::poll_budget(cx));
+        std::task::ready!(crate::coop::poll_budget(cx));
         loop {
             std::task::ready!(self.core.reactor.poll_ready(self.token, dir, cx));
             match op(&self.io) {

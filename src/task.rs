@@ -34,7 +34,16 @@ use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll, RawWaker, RawWakerVTable, Waker};
 
-use crate::executor::{self, Shared};
+use crate::coop;
+
+/// Where a woken task goes: the executor implements it (tokio's `Schedule`
+/// seam), so a task knows nothing else of the executor and the two files
+/// depend one way.
+pub(crate) trait Schedule: Send + Sync + 'static {
+    /// Puts `task`, just marked scheduled, on its runtime's run queue (the
+    /// local one on the runtime's thread, the remote one from elsewhere).
+    fn schedule(&self, task: TaskRef);
+}
 
 /// In the run queue (local or remote). Cleared just before each poll.
 const SCHEDULED: u8 = 1;
@@ -47,7 +56,8 @@ pub(crate) struct Header {
     state: AtomicU8,
     /// Key in the runtime's list of live tasks.
     pub(crate) key: usize,
-    pub(crate) shared: Arc<Shared>,
+    /// Where the task goes when woken: its runtime's run queue.
+    pub(crate) shared: Arc<dyn Schedule>,
 }
 
 /// The executor's view of a task, independent of its future's type.
@@ -86,7 +96,7 @@ unsafe impl<F: Future> Sync for Task<F> {}
 
 /// Allocates a task (one allocation), scheduled to run, and returns the
 /// executor's reference and the join handle.
-pub(crate) fn new_task<F>(future: F, key: usize, shared: Arc<Shared>) -> (TaskRef, JoinHandle<F::Output>)
+pub(crate) fn new_task<F>(future: F, key: usize, shared: Arc<dyn Schedule>) -> (TaskRef, JoinHandle<F::Output>)
 where
     F: Future + 'static,
     F::Output: 'static,
@@ -137,7 +147,7 @@ impl<F: Future + 'static> Task<F> {
         // SAFETY: takes over the count owned by the waker being consumed.
         let task: Arc<Self> = unsafe { Arc::from_raw(ptr as *const Self) };
         if mark_scheduled(&task.header) {
-            executor::enqueue(task);
+            task.header.shared.clone().schedule(task);
         }
     }
 
@@ -146,7 +156,7 @@ impl<F: Future + 'static> Task<F> {
         // (`ManuallyDrop` keeps it from being released).
         let task = ManuallyDrop::new(unsafe { Arc::from_raw(ptr as *const Self) });
         if mark_scheduled(&task.header) {
-            executor::enqueue(Arc::clone(&*task) as TaskRef);
+            task.header.shared.schedule(Arc::clone(&*task) as TaskRef);
         }
     }
 
@@ -232,7 +242,7 @@ impl<F: Future + 'static> Runnable for Task<F> {
             Waker::from_raw(RawWaker::new(Arc::as_ptr(&self) as *const (), &Self::VTABLE))
         });
         let mut cx = Context::from_waker(&waker);
-        executor::reset_budget();
+        coop::reset_budget();
         match panic::catch_unwind(AssertUnwindSafe(|| future.poll(&mut cx))) {
             Ok(Poll::Pending) => false,
             Ok(Poll::Ready(output)) => {
@@ -327,7 +337,8 @@ impl<T> JoinHandle<T> {
     pub fn abort(&self) {
         if let Some(task) = &self.task {
             if task.mark_aborted() {
-                executor::enqueue(Arc::clone(task).into_task_ref());
+                let task = Arc::clone(task).into_task_ref();
+                task.header().shared.clone().schedule(task);
             }
         }
     }

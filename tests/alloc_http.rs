@@ -47,6 +47,10 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+/// The two tests share `SERVER_ALLOCS`: one measures while the other may be
+/// setting up, so they take turns.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
 
 /// Sends `n` requests (`depth` at a time) and reads every response whole.
@@ -62,6 +66,7 @@ fn exchange(c: &mut TcpStream, n: usize, depth: usize, response_len: usize) {
 
 #[test]
 fn warm_plaintext_requests_allocate_nothing() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let (tx, rx) = mpsc::channel();
     thread::spawn(move || {
         ON_SERVER.with(|s| s.set(true));
@@ -105,6 +110,7 @@ fn warm_plaintext_requests_allocate_nothing() {
 #[test]
 fn in_memory_connection_turn_answers_and_allocates_nothing() {
     use solo::http::__bench::ConnectionTurn;
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     ON_SERVER.with(|s| s.set(true));
     let runtime = solo::Runtime::new().unwrap();
     runtime.block_on(async {

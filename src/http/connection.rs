@@ -1,79 +1,84 @@
-//! One HTTP/1.1 connection: a state machine the reactor drives directly.
+//! One HTTP/1.1 connection: the state machine.
 //!
-//! Owns: a socket, its read buffer and output queue, the framing state of
-//! the request being read, and the one timer that bounds whatever it is
-//! waiting for. Must never: block, run a handler other than through the
-//! router's first poll or a task, hold a buffer while idle, or parse request
-//! N+1 before request N's body has been consumed and its response queued.
+//! Owns: a transport and its buffers (`io.rs`), the body of the request in
+//! progress (`body.rs`), the task answering it, whether the connection closes
+//! after its output, and the deadline bounding what it waits for. Must never:
+//! call its owner (it *returns* a [`Step`] saying what the owner must do:
+//! close it, arm its deadline, run a task for it, or drive it again), block,
+//! hold a buffer while idle, or answer one request twice.
+//!
+//! # Phases
 //!
 //! ```text
 //!            bytes arrive                    head complete
-//!   Idle ─────────────────────▶ Head ─────────────────────────┐
-//!    ▲  (keep-alive timer)       (header timer; 408)          │
-//!    │                                                        ▼
-//!    │                                 body still arriving? ──▶ Body (body timer; 408)
-//!    │                                                        │
-//!    │                                 handler ready at once? │ no: task ──▶ Handler
-//!    │                                                        ▼               │
-//!    └──────── output drained, keep-alive ◀──── response queued ◀─────────────┘
-//!                                   │
-//!              close requested ────▶ Closing: flush, then close (write timer)
+//!   Idle ─────────────────────▶ ReadingHead ────────────────────┐
+//!    ▲  (keep-alive deadline)    (header deadline; 408)         │
+//!    │                                                          ▼
+//!    │                 body still arriving? ──▶ ReadingBody (body deadline; 408)
+//!    │                                          ⇅ BodyPaused (reader slower than the client)
+//!    │                 handler ready at once?   │ no: a task ──▶ HandlerPending
+//!    │                                          ▼                     │
+//!    └─── output drained, keep-alive ◀── response queued ◀────────────┘
+//!                          ▲   (Writing while the client does not read: write deadline)
+//!                          └── Streaming (a task feeds a chunked body)
+//!              close decided ──▶ Closing: FIN, discard input until the client closes (linger)
 //! ```
 //!
-//! Phases are not stored as one enum: they are derived from what the
-//! connection holds (`body`, `pending`, bytes read, output queued), which
-//! keeps them from disagreeing. `docs/http.md` describes each transition.
+//! The phase is not stored: [`Connection::phase`] derives it from what the
+//! connection holds, so the two can never disagree. What is stored is the
+//! little that cannot be derived: the body reader, the task, the close
+//! decision ([`Close`]) and the deadline ([`Deadline`]).
+//!
+//! # Invariants (checked with `debug_assert!` where they can break)
+//!
+//! 1. **One response per request, in request order.** Requests are parsed
+//!    only when the previous one is answered ([`Connection::ready_for_next`]);
+//!    responses go into one output queue in the order they are made; a
+//!    request whose response is queued is marked `answered`, and a later
+//!    error in its body closes the connection instead of answering again.
+//! 2. **No request is parsed while a body is unread**, and no byte after a
+//!    framing error is parsed at all (the input is dropped).
+//! 3. **Buffers stay within their limits**: input below `max_head` while
+//!    heads are read, below one read chunk past the body window while a body
+//!    is; output is not added to while above the high watermark.
+//! 4. **An idle connection holds no buffer.**
+//! 5. **Every phase but the ones a task paces has a deadline**, and progress
+//!    moves it only where progress should (a trickled head does not).
+//!
+//! # Deadlines
+//!
+//! One deadline per connection, in ticks of the turn's clock. Progress moves
+//! it forward without touching the timer wheel; the owner keeps one wheel
+//! timer, re-arms it only when the deadline moves *earlier* than the timer,
+//! and a timer that fires before the deadline is simply re-armed
+//! ([`Connection::on_deadline`]). So a busy keep-alive connection costs no
+//! timer operation per request.
 
-use std::cell::RefCell;
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
-use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes, BytesMut};
-use mio::Token;
+use bytes::Bytes;
 
-use super::parse::{BodyKind, ChunkedDecoder};
-use super::request::BodyChannel;
+use super::body::{BodyChannel, BodyError, BodyReader};
+use super::config::Config;
+use super::exchange::{self, Exchange, Outcome, PendingHandler, Reply};
+use super::head::{self, BodyKind, Head, Method};
+use super::io::{BufferPool, Io, Transport};
+use super::request::{Body as RequestBody, Request};
+use super::stats::add;
+use crate::sync::mpsc;
 use crate::task::JoinHandle;
-use crate::timer::TimerKey;
 
-/// Bodies at most this long are copied into the output buffer next to their
-/// head (one write); longer ones are queued as they are (`writev`).
-pub(crate) const COPY_BODY_MAX: usize = 4096;
+/// How long an unanswered client may keep sending after the server decided
+/// to close (lingering close), before the connection is closed anyway.
+pub(crate) const LINGER: Duration = Duration::from_secs(2);
 
-/// How the rest of the current request's body is framed.
-pub(crate) enum BodyFraming {
-    Length(u64),
-    Chunked(ChunkedDecoder),
-}
+/// Write/read/process rounds per `advance`: the fairness budget of one
+/// connection per turn. A connection that spends it with work left asks to
+/// be driven again next turn ([`Step::Again`]).
+const ROUNDS: usize = 16;
 
-/// The body of the request in progress, still arriving.
-pub(crate) struct BodyReader {
-    pub(crate) framing: BodyFraming,
-    /// Where the bytes go; `None` once nobody wants them (they are drained).
-    pub(crate) channel: Option<Rc<RefCell<BodyChannel>>>,
-    pub(crate) received: u64,
-}
-
-impl BodyReader {
-    pub(crate) fn new(kind: BodyKind, channel: Option<Rc<RefCell<BodyChannel>>>) -> BodyReader {
-        BodyReader {
-            framing: match kind {
-                BodyKind::Length(n) => BodyFraming::Length(n),
-                BodyKind::Chunked => BodyFraming::Chunked(ChunkedDecoder::new()),
-                BodyKind::None => BodyFraming::Length(0),
-            },
-            channel,
-            received: 0,
-        }
-    }
-}
-
-/// Where a connection is in its life (the diagram above). Computed from
-/// what the connection holds rather than stored beside it, so the two can
-/// never disagree.
+/// Where a connection is in its life (the diagram above).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Phase {
     /// Keep-alive, between requests: nothing buffered, no buffers held.
@@ -94,12 +99,65 @@ pub(crate) enum Phase {
     Closing,
 }
 
+/// Whether the connection stays open after its output is written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Close {
+    /// Keep-alive.
+    No,
+    /// Close once the output is written (`Connection: close`, an error).
+    AfterWrite,
+    /// Half-closed after the last response, discarding until the client
+    /// closes (nginx's lingering close: closing with unread input would send
+    /// a reset that can destroy the response in flight).
+    Lingering,
+}
+
+/// The task working for the connection.
+pub(crate) enum Task {
+    /// A handler that did not finish on its first poll.
+    Handler(JoinHandle<()>),
+    /// A streamed response body being fed.
+    Stream(Box<Streaming>),
+}
+
 /// A streamed (chunked) response being fed by a task.
 pub(crate) struct Streaming {
-    pub(crate) task: JoinHandle<()>,
+    task: JoinHandle<()>,
     /// The feeding task, waiting for the output to drain below the mark.
-    pub(crate) waker: Option<std::task::Waker>,
+    waker: Option<std::task::Waker>,
 }
+
+/// When the connection gives up on what it waits for, and which phase that
+/// deadline was set for (a new phase sets a new one).
+///
+/// The tick is kept in 32 bits, wrapping (49 days): every timeout is capped
+/// below 2³¹ ms (24 days), so the signed difference from now always tells
+/// the right side, and an idle connection stays within its 120 bytes.
+#[derive(Clone, Copy, Debug)]
+struct Deadline {
+    phase: Phase,
+    /// Tick (ms of the runtime's clock), wrapping.
+    at: u32,
+}
+
+impl Deadline {
+    fn new(phase: Phase, tick: u64, timeout: u64) -> Deadline {
+        debug_assert!(timeout <= MAX_TIMEOUT_MS);
+        Deadline {
+            phase,
+            at: (tick + timeout) as u32,
+        }
+    }
+
+    /// The deadline as a full tick, seen from `tick`.
+    fn tick(self, tick: u64) -> u64 {
+        let ahead = self.at.wrapping_sub(tick as u32) as i32;
+        tick.wrapping_add_signed(i64::from(ahead))
+    }
+}
+
+/// Longest timeout of any phase: 2³¹ − 1 ms (24 days).
+const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
 
 /// The peer's address, in 16 bytes: IPv4 inline, IPv6 (rare on the hot
 /// path, and 28 bytes) boxed.
@@ -109,116 +167,122 @@ pub(crate) enum Peer {
 }
 
 impl Peer {
-    pub(crate) fn new(addr: SocketAddr) -> Peer {
+    pub(crate) fn new(addr: std::net::SocketAddr) -> Peer {
         match addr {
-            SocketAddr::V4(a) => Peer::V4(a),
-            SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+            std::net::SocketAddr::V4(a) => Peer::V4(a),
+            std::net::SocketAddr::V6(a) => Peer::V6(Box::new(a)),
         }
     }
 
-    pub(crate) fn get(&self) -> SocketAddr {
+    pub(crate) fn get(&self) -> std::net::SocketAddr {
         match self {
-            Peer::V4(a) => SocketAddr::V4(*a),
-            Peer::V6(a) => SocketAddr::V6(**a),
+            Peer::V4(a) => std::net::SocketAddr::V4(*a),
+            Peer::V6(a) => std::net::SocketAddr::V6(**a),
         }
     }
 }
 
-/// What a connection needs only while a request is in progress: taken from
-/// the server's pool when bytes arrive, given back when it is idle again.
+/// What a connection is lent for one call: the server's shared parts and the
+/// turn's clock.
+pub(crate) struct Turn<'a> {
+    pub(crate) exchange: &'a Exchange,
+    pub(crate) pool: &'a BufferPool,
+    /// When this turn's poll returned.
+    pub(crate) now: Instant,
+    /// `now` in ticks.
+    pub(crate) tick: u64,
+    /// Makes the callback a paused body's reader calls to resume reading.
+    pub(crate) resume: &'a dyn Fn() -> Rc<dyn Fn()>,
+}
+
+/// A task the owner must start for the connection, then hand back its
+/// handle ([`Connection::handler_started`], [`Connection::stream_started`]).
+pub(crate) enum Start {
+    /// Run a pending handler; call `handler_done` with its response.
+    Handler { future: PendingHandler, reply: Reply },
+    /// Feed a streamed body from `rx` (chunked, or close-delimited for 1.0).
+    Stream { rx: mpsc::Receiver<Bytes>, chunked: bool },
+}
+
+/// What the owner must do after a call.
+#[must_use]
+pub(crate) enum Step {
+    /// Wait for readiness or a task; call `on_deadline` at this tick (if any).
+    Wait(Option<u64>),
+    /// The budget ran out with work left: advance again next turn.
+    Again(Option<u64>),
+    /// Start this task, hand back its handle, then advance again.
+    Start(Start),
+    /// Close the connection.
+    Close,
+}
+
+/// One connection.
+pub(crate) struct Connection<T> {
+    io: Io<T>,
+    /// The body of the request in progress, still arriving.
+    body: Option<Box<BodyReader>>,
+    task: Option<Task>,
+    close: Close,
+    deadline: Deadline,
+    peer: Peer,
+}
+
+/// How long `phase` may last without progress, in ms; `None` where a task
+/// sets the pace.
+fn timeout_ms(phase: Phase, config: &Config) -> Option<u64> {
+    let ms = |d: Duration| d.as_millis().min(MAX_TIMEOUT_MS as u128) as u64;
+    match phase {
+        Phase::Idle => Some(config.keep_alive_ms()),
+        Phase::ReadingHead => Some(ms(config.header_timeout)),
+        Phase::ReadingBody => Some(ms(config.body_timeout)),
+        Phase::Writing => Some(ms(config.write_timeout)),
+        Phase::Closing => Some(ms(LINGER)),
+        Phase::BodyPaused | Phase::HandlerPending | Phase::Streaming => None,
+    }
+}
+
+/// What moved during one `advance`, for the deadline.
 #[derive(Default)]
-pub(crate) struct Buffers {
-    pub(crate) read: BytesMut,
-    pub(crate) out: Output,
-    /// When the first response not yet fully written was parsed.
-    pub(crate) batch_start: Option<Instant>,
-    pub(crate) batch_len: u32,
+struct Progress {
+    read_body: bool,
+    wrote: bool,
+    answered: bool,
 }
 
-impl Buffers {
-    pub(crate) fn is_idle(&self) -> bool {
-        self.read.is_empty() && self.out.is_empty()
-    }
-}
-
-/// One connection. Idle, it is a socket, two ids, a timer key, a peer
-/// address and a few flags: everything else hangs off `bufs`, `body`,
-/// `pending` and `streaming`, which are empty between requests.
-pub(crate) struct Connection {
-    pub(crate) stream: mio::net::TcpStream,
-    pub(crate) token: Token,
-    /// Distinguishes this connection from a later one in the same slab slot,
-    /// for completions that arrive from tasks.
-    pub(crate) id: u32,
-    pub(crate) peer: Peer,
-    pub(crate) bufs: Option<Box<Buffers>>,
-    pub(crate) timer: Option<TimerKey>,
-    pub(crate) body: Option<Box<BodyReader>>,
-    /// The task running a handler that did not finish on its first poll.
-    pub(crate) pending: Option<JoinHandle<()>>,
-    pub(crate) streaming: Option<Box<Streaming>>,
-    pub(crate) readable: bool,
-    pub(crate) writable: bool,
-    /// Read side is finished (EOF or error): serve what is buffered, then close.
-    pub(crate) read_closed: bool,
-    /// The reactor reported the peer's close (or an error) with readiness.
-    pub(crate) peer_closed: bool,
-    /// Close once the output is written (Connection: close, or an error).
-    pub(crate) close_after_write: bool,
-    /// Half-closed after the last response, draining until the client closes.
-    pub(crate) lingering: bool,
-}
-
-impl Connection {
-    pub(crate) fn new(stream: mio::net::TcpStream, token: Token, id: u32, peer: SocketAddr) -> Connection {
+impl<T: Transport> Connection<T> {
+    /// A connection just accepted: idle, its keep-alive deadline counting.
+    pub(crate) fn new(transport: T, peer: std::net::SocketAddr, t: &Turn) -> Connection<T> {
         Connection {
-            stream,
-            token,
-            id,
-            peer: Peer::new(peer),
-            bufs: None,
-            timer: None,
+            io: Io::new(transport),
             body: None,
-            pending: None,
-            streaming: None,
-            readable: false,
-            writable: false,
-            read_closed: false,
-            peer_closed: false,
-            close_after_write: false,
-            lingering: false,
+            task: None,
+            close: Close::No,
+            deadline: Deadline::new(Phase::Idle, t.tick, t.exchange.config.keep_alive_ms()),
+            peer: Peer::new(peer),
         }
     }
 
-    /// Bytes read and not yet consumed.
-    pub(crate) fn input(&self) -> &[u8] {
-        self.bufs.as_deref().map_or(&[], |b| &b.read[..])
-    }
+    // ---- predicates (pure) ----
 
-    pub(crate) fn output_len(&self) -> usize {
-        self.bufs.as_deref().map_or(0, |b| b.out.len())
-    }
-
-    pub(crate) fn output_empty(&self) -> bool {
-        self.bufs.as_deref().is_none_or(|b| b.out.is_empty())
-    }
-
+    /// Where the connection is (the diagram at the top).
     pub(crate) fn phase(&self) -> Phase {
-        if self.lingering {
+        if self.close == Close::Lingering {
             Phase::Closing
-        } else if !self.output_empty() && !self.writable {
+        } else if !self.io.output_empty() && !self.io.writable {
             Phase::Writing
         } else if let Some(body) = &self.body {
-            if body.channel.as_ref().is_some_and(|ch| ch.borrow().paused) {
+            if body.is_paused() {
                 Phase::BodyPaused
             } else {
                 Phase::ReadingBody
             }
-        } else if self.pending.is_some() {
-            Phase::HandlerPending
-        } else if self.streaming.is_some() {
-            Phase::Streaming
-        } else if !self.input().is_empty() {
+        } else if let Some(task) = &self.task {
+            match task {
+                Task::Handler(_) => Phase::HandlerPending,
+                Task::Stream(_) => Phase::Streaming,
+            }
+        } else if !self.io.input().is_empty() {
             Phase::ReadingHead
         } else {
             Phase::Idle
@@ -226,191 +290,505 @@ impl Connection {
     }
 
     /// Whether the next request may be parsed: the previous one is fully
-    /// read and answered (or being answered by a stream that is done).
+    /// read and answered, and the connection is not closing.
     pub(crate) fn ready_for_next(&self) -> bool {
-        self.body.is_none() && self.pending.is_none() && self.streaming.is_none() && !self.close_after_write
+        self.body.is_none() && self.task.is_none() && self.close == Close::No
     }
 
-    /// Reads until `WouldBlock`, EOF, `max` buffered bytes, or four reads
-    /// (the fairness budget); returns bytes read. Grows the buffer by
-    /// `chunk` when it is full.
-    /// The caller takes buffers from the pool first.
-    pub(crate) fn fill(&mut self, chunk: usize, max: usize) -> io::Result<usize> {
-        let buf = &mut self.bufs.as_deref_mut().expect("buffers taken before reading").read;
-        let mut total = 0;
-        for _ in 0..4 {
-            let allowed = max.saturating_sub(buf.len());
-            if allowed == 0 {
-                break;
-            }
-            if buf.capacity() == buf.len() {
-                buf.reserve(chunk.min(allowed));
-            }
-            let spare = buf.spare_capacity_mut();
-            let room = spare.len().min(allowed);
-            // SAFETY: `read` writes at most `room` bytes into the spare
-            // capacity, which is valid for writes of `room` bytes; nothing
-            // reads it before `set_len` marks exactly the bytes written.
-            let n = unsafe {
-                libc::read(
-                    std::os::fd::AsRawFd::as_raw_fd(&self.stream),
-                    spare.as_mut_ptr() as *mut libc::c_void,
-                    room,
-                )
-            };
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                match e.kind() {
-                    io::ErrorKind::WouldBlock => {
-                        self.readable = false;
-                        break;
-                    }
-                    io::ErrorKind::Interrupted => continue,
-                    _ => return Err(e),
-                }
-            }
-            if n == 0 {
-                self.read_closed = true;
-                self.readable = false;
-                break;
-            }
-            // SAFETY: the kernel initialised the first `n` spare bytes.
-            unsafe { buf.set_len(buf.len() + n as usize) };
-            total += n as usize;
-            if (n as usize) < room {
-                // A short read took everything the socket held, so it is
-                // drained: with edge-triggered readiness any later data raises
-                // a new edge. Clearing readiness here saves the read that
-                // would only return WouldBlock (one syscall per request) —
-                // unless the same edge reported the peer's close, whose EOF
-                // no later edge would announce: then read on to the 0.
-                if !self.peer_closed {
-                    self.readable = false;
-                    break;
-                }
-            }
+    /// Nothing in progress and nothing buffered: safe to close at once.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.ready_for_next() && self.io.input().is_empty() && self.io.output_empty()
+    }
+
+    /// Whether a streamed body (or the next pipelined response) may add
+    /// output now.
+    pub(crate) fn stream_has_room(&self, config: &Config) -> bool {
+        self.io.output_len() < config.output_high_watermark
+    }
+
+    /// When the owner must call `on_deadline`; `None` where a task sets the
+    /// pace.
+    pub(crate) fn deadline_tick(&self, t: &Turn) -> Option<u64> {
+        let phase = self.phase();
+        timeout_ms(phase, &t.exchange.config)?;
+        (phase == self.deadline.phase).then_some(self.deadline.tick(t.tick))
+    }
+
+    /// Whether reading more is useful now.
+    fn wants_input(&self, t: &Turn) -> bool {
+        let config = &t.exchange.config;
+        match &self.body {
+            Some(body) => !body.window_full(),
+            // Read pipelined requests only up to one head's worth while the
+            // output drains or a handler runs.
+            None => self.io.input().len() < config.max_head && self.io.output_len() < config.output_high_watermark,
         }
-        Ok(total)
     }
 
-    /// Writes queued output until done or `WouldBlock`; returns bytes written.
-    pub(crate) fn flush(&mut self) -> io::Result<usize> {
-        let Some(bufs) = self.bufs.as_deref_mut() else {
-            return Ok(0);
-        };
-        let out = &mut bufs.out;
-        let mut total = 0;
-        while !out.is_empty() {
-            let result = if out.queue.is_empty() {
-                (&self.stream).write(&out.buf)
-            } else {
-                let mut slices = [io::IoSlice::new(&[]); 64];
-                let n = out.io_slices(&mut slices);
-                (&self.stream).write_vectored(&slices[..n])
-            };
-            match result {
-                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
-                Ok(n) => {
-                    out.advance(n);
-                    total += n;
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.writable = false;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(total)
-    }
-
-    /// Reads and discards input while lingering; returns true once the
-    /// client has closed its side (or the socket failed), false when it
-    /// would block (wait for the next edge or the linger timer).
-    pub(crate) fn discard_input(&mut self) -> bool {
-        if self.read_closed {
-            return true;
-        }
-        let mut scratch = [0u8; 4096];
-        for _ in 0..64 {
-            match (&self.stream).read(&mut scratch) {
-                Ok(0) => return true,
-                Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    self.readable = false;
-                    return false;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(_) => return true,
-            }
-        }
-        false
-    }
-}
-
-/// Bytes waiting to be written, in order: `queue` first, then `buf`.
-#[derive(Default)]
-pub(crate) struct Output {
-    pub(crate) queue: VecDeque<Bytes>,
-    pub(crate) buf: BytesMut,
-}
-
-impl Output {
-    pub(crate) fn is_empty(&self) -> bool {
-        self.queue.is_empty() && self.buf.is_empty()
-    }
-
-    pub(crate) fn len(&self) -> usize {
-        self.queue.iter().map(Bytes::len).sum::<usize>() + self.buf.len()
-    }
-
-    /// Appends a body: copied when small, queued as it is when large.
-    pub(crate) fn push_body(&mut self, body: Bytes) {
-        if body.len() <= COPY_BODY_MAX {
-            self.buf.extend_from_slice(&body);
+    /// The most input to hold after the next read.
+    fn read_limit(&self, t: &Turn) -> usize {
+        let config = &t.exchange.config;
+        if self.body.is_some() {
+            self.io.input().len() + config.buffer_size.max(64 * 1024)
         } else {
-            if !self.buf.is_empty() {
-                self.queue.push_back(self.buf.split().freeze());
+            config.max_head.max(self.io.input().len() + 1)
+        }
+    }
+
+    /// Whether buffers are held.
+    #[cfg(test)]
+    pub(crate) fn has_buffers(&self) -> bool {
+        self.io.has_buffers()
+    }
+
+    // ---- inputs from the owner ----
+
+    /// The reactor reported readiness.
+    pub(crate) fn ready(&mut self, readable: bool, writable: bool, peer_closed: bool) {
+        self.io.readable |= readable;
+        self.io.writable |= writable;
+        self.io.peer_closed |= peer_closed;
+    }
+
+    /// A paused body's reader took data: read again (the edge that arrived
+    /// while paused was not acted on).
+    pub(crate) fn body_resumed(&mut self) {
+        self.io.readable = true;
+    }
+
+    /// The task for `Start::Handler` runs.
+    pub(crate) fn handler_started(&mut self, task: JoinHandle<()>) {
+        debug_assert!(self.task.is_none(), "one task per connection");
+        self.task = Some(Task::Handler(task));
+    }
+
+    /// The task for `Start::Stream` runs.
+    pub(crate) fn stream_started(&mut self, task: JoinHandle<()>) {
+        debug_assert!(self.task.is_none(), "one task per connection");
+        self.task = Some(Task::Stream(Box::new(Streaming { task, waker: None })));
+    }
+
+    /// A pending handler finished (`Err`: it panicked).
+    pub(crate) fn handler_done(&mut self, result: Result<crate::http::Response, ()>, reply: Reply, t: &Turn) -> Step {
+        debug_assert!(matches!(self.task, Some(Task::Handler(_))), "no handler was pending");
+        self.task = None;
+        t.exchange.handler_ended();
+        let start = match result {
+            Ok(resp) => {
+                let reply = Reply {
+                    keep_alive: reply.keep_alive && !t.exchange.draining.get(),
+                    ..reply
+                };
+                self.respond(resp, reply, t)
             }
-            self.queue.push_back(body);
+            Err(()) => {
+                add(&t.exchange.counters.handler_panics, 1);
+                self.reject(500, "Internal Server Error", t);
+                None
+            }
+        };
+        self.io.writable = true; // try at once; WouldBlock puts it back
+        match start {
+            Some(start) => Step::Start(start),
+            None => self.advance(t),
         }
     }
 
-    /// Fills `slices` in write order; `buf` only goes in when every queued
-    /// segment before it fits too.
-    fn io_slices<'a>(&'a self, slices: &mut [io::IoSlice<'a>; 64]) -> usize {
-        let mut n = 0;
-        for b in self.queue.iter().take(63) {
-            slices[n] = io::IoSlice::new(b);
-            n += 1;
+    /// The streaming task waits for room; woken when the output drains.
+    pub(crate) fn park_stream(&mut self, waker: &std::task::Waker) {
+        if let Some(Task::Stream(s)) = &mut self.task {
+            s.waker = Some(waker.clone());
         }
-        if self.queue.len() <= 63 && !self.buf.is_empty() {
-            slices[n] = io::IoSlice::new(&self.buf);
-            n += 1;
-        }
-        n
     }
 
-    fn advance(&mut self, mut n: usize) {
-        while n > 0 {
-            match self.queue.front_mut() {
-                Some(front) => {
-                    let take = n.min(front.len());
-                    front.advance(take);
-                    n -= take;
-                    if front.is_empty() {
-                        self.queue.pop_front();
+    /// One piece of a streamed body.
+    pub(crate) fn stream_chunk(&mut self, chunk: Bytes, chunked: bool, t: &Turn) -> Step {
+        exchange::write_chunk(&mut self.io.bufs(t.pool).out, chunk, chunked);
+        self.io.writable = true;
+        self.advance(t)
+    }
+
+    /// The streamed body ended.
+    pub(crate) fn stream_done(&mut self, chunked: bool, t: &Turn) -> Step {
+        debug_assert!(matches!(self.task, Some(Task::Stream(_))), "no stream was running");
+        exchange::write_last_chunk(&mut self.io.bufs(t.pool).out, chunked);
+        self.task = None;
+        self.io.writable = true;
+        self.advance(t)
+    }
+
+    /// The owner's timer fired: time out if the deadline has passed,
+    /// otherwise say when it is.
+    pub(crate) fn on_deadline(&mut self, t: &Turn) -> Step {
+        let phase = self.phase();
+        let config = &t.exchange.config;
+        if phase != self.deadline.phase || timeout_ms(phase, config).is_none() || t.tick < self.deadline.tick(t.tick) {
+            // Early (progress moved the deadline), or the phase changed
+            // since: settle the deadline for what the connection waits for.
+            return Step::Wait(self.settle_deadline(t, &Progress::default()));
+        }
+        add(&t.exchange.counters.timeouts, 1);
+        match phase {
+            Phase::ReadingHead => {
+                // 408 where a request was under way; then close.
+                self.clear_input();
+                self.reject(408, "Request Timeout", t);
+            }
+            Phase::ReadingBody => self.body_failed(BodyError::TimedOut, t),
+            // Idle keep-alive, a client that does not read, a linger that
+            // lasted long enough: close.
+            _ => return Step::Close,
+        }
+        self.io.writable = true;
+        self.advance(t)
+    }
+
+    /// Ends the connection: stops its task, fails its body, returns its
+    /// buffers; gives back the transport for the owner to deregister.
+    pub(crate) fn close(mut self, t: &Turn) -> T {
+        self.abandon_task(t);
+        // Dropping the reader fails the body for whoever still holds it.
+        self.body = None;
+        self.io.release(t.pool);
+        self.io.transport
+    }
+
+    // ---- the state machine ----
+
+    /// Writes, reads and processes until nothing moves (or the budget is
+    /// spent); returns what the owner must do next.
+    pub(crate) fn advance(&mut self, t: &Turn) -> Step {
+        let mut progress = Progress::default();
+        let mut budget_spent = true;
+        for _ in 0..ROUNDS {
+            let mut moved = false;
+            // 1. Write what is queued.
+            if self.io.writable && !self.io.output_empty() {
+                match self.io.flush() {
+                    Ok(n) => {
+                        add(&t.exchange.counters.bytes_out, n as u64);
+                        moved |= n > 0;
+                        progress.wrote |= n > 0;
+                    }
+                    Err(_) => return Step::Close,
+                }
+            }
+            // 2. A stream waiting for room may go on.
+            if self.stream_has_room(&t.exchange.config) {
+                if let Some(Task::Stream(s)) = &mut self.task {
+                    if let Some(w) = s.waker.take() {
+                        w.wake();
                     }
                 }
-                None => {
-                    self.buf.advance(n);
-                    return;
+            }
+            // 3. Everything written: the batch is answered; close if decided.
+            if self.io.output_empty() {
+                progress.answered |= self.finish_batch(t);
+                if self.close != Close::No && self.task.is_none() {
+                    return self.linger(t);
+                }
+            }
+            // 4. Read, if it is useful.
+            if self.io.readable && !self.io.eof {
+                if self.wants_input(t) {
+                    let max = self.read_limit(t);
+                    match self.io.fill(t.pool, t.exchange.config.buffer_size, max) {
+                        Ok(n) => {
+                            add(&t.exchange.counters.bytes_in, n as u64);
+                            moved |= n > 0;
+                            progress.read_body |= n > 0 && self.body.is_some();
+                        }
+                        Err(_) => return Step::Close,
+                    }
+                    debug_assert!(self.io.input().len() <= max, "read past the limit");
+                } else if let Some(body) = self.body.as_deref().filter(|b| b.window_full() && !b.is_paused()) {
+                    // The reader is a window behind: stop reading until it
+                    // takes data (it resumes us).
+                    body.pause();
+                }
+            }
+            // 5. Consume input: body bytes, then every request that may be
+            //    answered now.
+            match self.process(t) {
+                Ok(m) => moved |= m,
+                Err(start) => return Step::Start(start),
+            }
+            // 6. The client stopped sending.
+            if self.io.eof {
+                if self.io.output_empty() && self.ready_for_next() {
+                    // Everything it asked for is answered (a partial request
+                    // left behind is dropped).
+                    return Step::Close;
+                }
+                if self.body.is_some() {
+                    self.body_failed(BodyError::Closed, t);
+                }
+            }
+            if !moved {
+                budget_spent = false;
+                break;
+            }
+        }
+        let deadline = self.settle_deadline(t, &progress);
+        self.release_if_idle(t);
+        if budget_spent {
+            Step::Again(deadline)
+        } else {
+            Step::Wait(deadline)
+        }
+    }
+
+    /// Consumes buffered input. `Ok(moved)`, or `Err(start)` when a request
+    /// needs a task before anything else may happen.
+    fn process(&mut self, t: &Turn) -> Result<bool, Start> {
+        let mut moved = false;
+        loop {
+            if let Some(body) = &mut self.body {
+                let Some(bufs) = self.io.bufs_mut().filter(|b| !b.read.is_empty()) else {
+                    return Ok(moved);
+                };
+                moved = true;
+                match body.feed(&mut bufs.read) {
+                    Ok(true) => self.body = None, // complete: the next request may come
+                    Ok(false) => return Ok(moved),
+                    Err(e) => {
+                        self.body_failed(e, t);
+                        return Ok(true);
+                    }
+                }
+                continue;
+            }
+            if !self.ready_for_next() || self.io.input().is_empty() || !self.stream_has_room(&t.exchange.config) {
+                return Ok(moved);
+            }
+            match head::parse_head(self.io.input(), t.exchange.config.head_rules()) {
+                Ok(None) => return Ok(moved),
+                Err(e) => {
+                    add(&t.exchange.counters.parse_errors, 1);
+                    add(&t.exchange.counters.requests, 1);
+                    self.clear_input();
+                    self.reject(e.status(), e.reason(), t);
+                    return Ok(true);
+                }
+                Ok(Some(head)) => {
+                    moved = true;
+                    if let Some(start) = self.begin_request(head, t) {
+                        return Err(start);
+                    }
                 }
             }
         }
-        while self.queue.front().is_some_and(Bytes::is_empty) {
-            self.queue.pop_front();
+    }
+
+    /// A request head was parsed: set up its body, start its handler, and
+    /// queue its response if the handler answered at once.
+    fn begin_request(&mut self, head: Head, t: &Turn) -> Option<Start> {
+        debug_assert!(
+            self.ready_for_next(),
+            "a request parsed while the previous one is unanswered"
+        );
+        let config = &t.exchange.config;
+        add(&t.exchange.counters.requests, 1);
+        let reply = Reply {
+            head_only: head.method == Method::Head,
+            keep_alive: head.keep_alive && !t.exchange.draining.get(),
+            minor: head.minor,
+        };
+        let form = head.form;
+        let bufs = self.io.bufs(t.pool);
+        let head_bytes = bufs.read.split_to(head.len).freeze();
+        if bufs.batch_start.is_none() {
+            // When the poll that brought these bytes returned: no clock read
+            // here, and the latency recorded includes the time the request
+            // waited behind other connections dispatched in the same turn.
+            bufs.batch_start = Some(t.now);
+        }
+        let body = match head.body {
+            BodyKind::None => RequestBody::Empty,
+            BodyKind::Length(n) if n > config.max_body => {
+                // Decided from Content-Length before reading a byte of it.
+                add(&t.exchange.counters.parse_errors, 1);
+                self.reject(413, "request body too large", t);
+                return None;
+            }
+            BodyKind::Length(n) if bufs.read.len() as u64 >= n => {
+                RequestBody::Full(bufs.read.split_to(n as usize).freeze())
+            }
+            kind => {
+                let channel = Rc::new(std::cell::RefCell::new(BodyChannel::new((t.resume)())));
+                if head.expect_continue {
+                    t.exchange.write_continue(&mut bufs.out);
+                }
+                self.body = Some(Box::new(BodyReader::new(kind, config.max_body, Some(channel.clone()))));
+                RequestBody::Streaming(channel)
+            }
+        };
+        let req = Request::new(head_bytes, head, self.peer.get(), body);
+        match t.exchange.start(req, form) {
+            Outcome::Respond(resp) => self.respond(resp, reply, t),
+            Outcome::Panicked => {
+                self.abandon_body();
+                self.reject(500, "Internal Server Error", t);
+                None
+            }
+            Outcome::Pending(future) => Some(Start::Handler { future, reply }),
+        }
+    }
+
+    /// Queues the response to the request in progress.
+    fn respond(&mut self, resp: crate::http::Response, reply: Reply, t: &Turn) -> Option<Start> {
+        let written = t.exchange.write(self.io.bufs(t.pool), resp, reply);
+        if written.close {
+            self.close = Close::AfterWrite;
+        }
+        if let Some(body) = &mut self.body {
+            body.answered = true;
+        }
+        written.stream.map(|rx| Start::Stream {
+            rx,
+            chunked: reply.minor == 1,
+        })
+    }
+
+    /// The server answers on its own (an error) and closes after.
+    fn reject(&mut self, status: u16, reason: &'static str, t: &Turn) {
+        let resp = t.exchange.error(status, reason);
+        let written = t.exchange.write(self.io.bufs(t.pool), resp, Reply::CLOSE);
+        debug_assert!(written.close && written.stream.is_none());
+        self.close = Close::AfterWrite;
+    }
+
+    /// The body in progress cannot be completed.
+    fn body_failed(&mut self, error: BodyError, t: &Turn) {
+        let Some(mut body) = self.body.take() else { return };
+        body.fail(error);
+        // No byte after a broken body is a request.
+        self.clear_input();
+        if error != BodyError::Closed {
+            add(&t.exchange.counters.parse_errors, 1);
+        }
+        if body.answered || error == BodyError::Closed {
+            // Its response is queued (or the handler will answer the error
+            // it now sees): one response per request, so close after it.
+            self.close = Close::AfterWrite;
+            return;
+        }
+        // The handler, if still running, is abandoned: its request is
+        // broken, and the connection answers for it.
+        self.abandon_task(t);
+        self.reject(error.status(), error.reason(), t);
+    }
+
+    /// Stops whatever task works for the connection.
+    fn abandon_task(&mut self, t: &Turn) {
+        match self.task.take() {
+            Some(Task::Handler(task)) => {
+                task.abort();
+                t.exchange.handler_ended();
+            }
+            Some(Task::Stream(s)) => s.task.abort(),
+            None => {}
+        }
+    }
+
+    /// The request's handler is gone: later body bytes are drained.
+    fn abandon_body(&mut self) {
+        if let Some(body) = &mut self.body {
+            body.answered = true;
+        }
+    }
+
+    fn clear_input(&mut self) {
+        if let Some(bufs) = self.io.bufs_mut() {
+            bufs.read.clear();
+        }
+    }
+
+    /// Half-closes (once), then discards input until the client closes.
+    fn linger(&mut self, t: &Turn) -> Step {
+        if self.close != Close::Lingering {
+            let _ = self.io.transport.shutdown_write();
+            self.close = Close::Lingering;
+            self.clear_input();
+        }
+        if self.io.discard_input() {
+            return Step::Close;
+        }
+        let deadline = self.settle_deadline(t, &Progress::default());
+        self.release_if_idle(t);
+        Step::Wait(deadline)
+    }
+
+    /// Records the latency of the responses just written: from the first
+    /// request of the batch parsed to the last byte handed to the transport.
+    /// Returns whether a batch was recorded.
+    fn finish_batch(&mut self, t: &Turn) -> bool {
+        if self.task.is_some() || self.body.is_some() {
+            return false;
+        }
+        let Some(bufs) = self.io.bufs_mut() else { return false };
+        let Some(start) = bufs.batch_start.take() else {
+            return false;
+        };
+        // One clock read per answered batch, not per request: the turn's
+        // clock is when the batch started, so it cannot say when it ended.
+        let micros = start.elapsed().as_micros() as u64;
+        for _ in 0..std::mem::take(&mut bufs.batch_len).max(1) {
+            t.exchange.counters.latency.record(micros);
+        }
+        true
+    }
+
+    /// Sets the deadline for the phase the connection is now in (a new
+    /// phase, or progress in this one, moves it); returns it, or `None`
+    /// where a task sets the pace.
+    fn settle_deadline(&mut self, t: &Turn, progress: &Progress) -> Option<u64> {
+        let phase = self.phase();
+        let timeout = timeout_ms(phase, &t.exchange.config)?;
+        let moved = match phase {
+            Phase::Idle => progress.answered,
+            Phase::ReadingBody => progress.read_body,
+            Phase::Writing => progress.wrote,
+            // A head's deadline counts from its first byte, a linger's from
+            // its start: trickling bytes does not extend them.
+            _ => false,
+        };
+        if phase != self.deadline.phase || moved {
+            self.deadline = Deadline::new(phase, t.tick, timeout);
+        }
+        Some(self.deadline.tick(t.tick))
+    }
+
+    /// An idle connection holds no buffer: they go back to the pool.
+    fn release_if_idle(&mut self, t: &Turn) {
+        let idle = self.body.is_none()
+            && self
+                .io
+                .bufs_mut()
+                .is_some_and(|b| b.read.is_empty() && b.out.is_empty() && b.batch_start.is_none());
+        if idle {
+            self.io.release(t.pool);
+        }
+        debug_assert!(
+            self.phase() != Phase::Idle || !self.io.has_buffers(),
+            "an idle connection holds buffers"
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wrapping_deadline_reads_back_from_either_side() {
+        for tick in [0u64, 1000, u32::MAX as u64 - 5, u32::MAX as u64 + 10, 7 << 40] {
+            for timeout in [0, 1, 75_000, MAX_TIMEOUT_MS] {
+                let d = Deadline::new(Phase::Idle, tick, timeout);
+                assert_eq!(d.tick(tick), tick + timeout);
+                // Seen later (up to the timeout), it still reads the same.
+                assert_eq!(d.tick(tick + timeout), tick + timeout);
+            }
         }
     }
 }

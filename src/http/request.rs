@@ -4,6 +4,10 @@
 //! the head's bytes, which are a zero-copy slice of the connection's read
 //! buffer), its route parameters, and the handle to its body. Must never:
 //! copy the head, or let a handler read more body than the configured limit.
+//!
+//! Route parameters are kept as positions in the head and handed out raw:
+//! `/users/a%20b` gives `param("id") == Some("a%20b")`; decode with
+//! [`percent_decode`] where the route wants to.
 
 use std::cell::RefCell;
 use std::fmt;
@@ -11,135 +15,31 @@ use std::future::poll_fn;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Poll;
 
 use bytes::{Bytes, BytesMut};
 
-use super::parse::{Fields, Head};
-use super::router::Params;
+use super::body::BodyChannel;
+pub use super::head::Method;
+use super::head::{BodyKind, Fields, Head};
 
-/// An HTTP request method.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Method {
-    /// GET
-    Get,
-    /// HEAD
-    Head,
-    /// POST
-    Post,
-    /// PUT
-    Put,
-    /// DELETE
-    Delete,
-    /// PATCH
-    Patch,
-    /// OPTIONS
-    Options,
-    /// CONNECT
-    Connect,
-    /// TRACE
-    Trace,
-    /// Any other (valid token) method; see [`Request::method_str`].
-    Other,
+/// Captured route parameters: name and position in the head bytes.
+pub(crate) type Params = super::pool::PooledVec<Param>;
+
+/// One captured route parameter: its name (shared with the route) and where
+/// its value lies in the head bytes.
+#[derive(Debug)]
+pub(crate) struct Param {
+    pub(crate) name: Rc<str>,
+    pub(crate) span: (u32, u32),
 }
 
-impl Method {
-    pub(crate) fn from_bytes(b: &[u8]) -> Method {
-        match b {
-            b"GET" => Method::Get,
-            b"HEAD" => Method::Head,
-            b"POST" => Method::Post,
-            b"PUT" => Method::Put,
-            b"DELETE" => Method::Delete,
-            b"PATCH" => Method::Patch,
-            b"OPTIONS" => Method::Options,
-            b"CONNECT" => Method::Connect,
-            b"TRACE" => Method::Trace,
-            _ => Method::Other,
-        }
-    }
-
-    /// The method's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Method::Get => "GET",
-            Method::Head => "HEAD",
-            Method::Post => "POST",
-            Method::Put => "PUT",
-            Method::Delete => "DELETE",
-            Method::Patch => "PATCH",
-            Method::Options => "OPTIONS",
-            Method::Connect => "CONNECT",
-            Method::Trace => "TRACE",
-            Method::Other => "OTHER",
-        }
-    }
-}
-
-impl fmt::Display for Method {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The body as the connection delivers it to the request.
-pub(crate) struct BodyChannel {
-    pub(crate) data: BytesMut,
-    pub(crate) done: bool,
-    pub(crate) error: Option<(io::ErrorKind, &'static str)>,
-    pub(crate) waker: Option<Waker>,
-    /// Set when the request (or its body handle) is dropped: later bytes are
-    /// discarded instead of buffered.
-    pub(crate) abandoned: bool,
-    /// The reader collects the whole body (`body()`): never pause for it.
-    pub(crate) collecting: bool,
-    /// The connection stopped reading because `data` is full; the reader
-    /// calls `resume` after taking some.
-    pub(crate) paused: bool,
-    pub(crate) resume: Option<Rc<dyn Fn()>>,
-}
-
-impl BodyChannel {
-    pub(crate) fn new(resume: Rc<dyn Fn()>) -> BodyChannel {
-        BodyChannel {
-            data: BytesMut::new(),
-            done: false,
-            error: None,
-            waker: None,
-            abandoned: false,
-            collecting: false,
-            paused: false,
-            resume: Some(resume),
-        }
-    }
-
-    /// Called by the reader after taking data: lets a paused connection
-    /// read again.
-    fn taken(&mut self) {
-        if std::mem::take(&mut self.paused) {
-            if let Some(resume) = &self.resume {
-                resume();
-            }
-        }
-    }
-
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        if !self.abandoned {
-            self.data.extend_from_slice(bytes);
-            self.wake();
-        }
-    }
-
-    pub(crate) fn finish(&mut self, error: Option<(io::ErrorKind, &'static str)>) {
-        self.done = true;
-        self.error = error;
-        self.wake();
-    }
-
-    fn wake(&mut self) {
-        if let Some(w) = self.waker.take() {
-            w.wake();
-        }
+impl super::pool::Pooled for Param {
+    const KEEP_CAPACITY: usize = 16;
+    const FIRST_CAPACITY: usize = 4;
+    fn free_list() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>> {
+        thread_local!(static FREE: RefCell<Vec<Vec<Param>>> = const { RefCell::new(Vec::new()) });
+        &FREE
     }
 }
 
@@ -193,9 +93,9 @@ impl Request {
             peer,
             body,
             content_length: match head.body {
-                super::parse::BodyKind::Length(n) => Some(n),
-                super::parse::BodyKind::None => Some(0),
-                super::parse::BodyKind::Chunked => None,
+                BodyKind::Length(n) => Some(n),
+                BodyKind::None => Some(0),
+                BodyKind::Chunked => None,
             },
         }
     }

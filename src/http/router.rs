@@ -1,175 +1,14 @@
-//! Routes: method + path pattern → handler, and the inline first poll.
+//! Routes: method + path pattern → endpoint.
 //!
-//! Owns: the route table, matching (`:param` segments, a `*rest` tail), the
-//! 404/405 decisions, and starting a handler. Must never: allocate to run a
-//! handler that completes on its first poll (the fast path), or poll a
-//! handler future after moving it.
-//!
-//! A handler's future is created inside a pinned slot that is reused: the
-//! slot is taken from a per-route free list, the future is written into it,
-//! polled once, and (if it finished) dropped in place and the slot returned.
-//! Only a future that is still pending is handed over, slot and all, to a
-//! task: the slow path pays for its allocation, the fast path never does.
+//! Owns: the route table, matching (`:param` segments, a `*rest` tail), and
+//! the 404/405 decisions with the `Allow` value they carry. Must never:
+//! allocate to match a route without parameters, or decode the path (route
+//! parameters are positions in the raw target; see `Request::param`).
 
-use std::cell::RefCell;
-use std::future::Future;
-use std::io;
-use std::pin::Pin;
+use super::handler::{endpoint, Endpoint, Handler};
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
 
-use super::request::{Method, Request};
-use super::response::Response;
-
-/// What a handler may return.
-pub trait IntoResponse {
-    /// Converts into a response.
-    fn into_response(self) -> Response;
-}
-
-impl IntoResponse for Response {
-    fn into_response(self) -> Response {
-        self
-    }
-}
-
-impl IntoResponse for &'static str {
-    fn into_response(self) -> Response {
-        Response::text(self)
-    }
-}
-
-impl IntoResponse for String {
-    fn into_response(self) -> Response {
-        Response::text(self)
-    }
-}
-
-/// An I/O error becomes a status: invalid data 400, too large 413, timed out
-/// 408, anything else 500 (whose details are not sent to the client).
-impl<T: IntoResponse> IntoResponse for Result<T, io::Error> {
-    fn into_response(self) -> Response {
-        match self {
-            Ok(r) => r.into_response(),
-            Err(e) => {
-                let status = match e.kind() {
-                    io::ErrorKind::InvalidData | io::ErrorKind::InvalidInput => 400,
-                    io::ErrorKind::FileTooLarge => 413,
-                    io::ErrorKind::TimedOut => 408,
-                    _ => 500,
-                };
-                Response::text(super::response::reason(status)).with_status(status)
-            }
-        }
-    }
-}
-
-impl<T: IntoResponse> IntoResponse for Result<T, Response> {
-    fn into_response(self) -> Response {
-        match self {
-            Ok(r) => r.into_response(),
-            Err(r) => r,
-        }
-    }
-}
-
-/// A request handler: any `Fn(Request) -> impl Future<Output = impl IntoResponse>`.
-pub trait Handler: 'static {
-    /// The handler's future.
-    type Future: Future<Output = Self::Output> + 'static;
-    /// What the future resolves to.
-    type Output: IntoResponse;
-    /// Starts handling `req`.
-    fn call(&self, req: Request) -> Self::Future;
-}
-
-impl<F, Fut> Handler for F
-where
-    F: Fn(Request) -> Fut + 'static,
-    Fut: Future + 'static,
-    Fut::Output: IntoResponse,
-{
-    type Future = Fut;
-    type Output = Fut::Output;
-    fn call(&self, req: Request) -> Fut {
-        self(req)
-    }
-}
-
-/// The result of starting a handler.
-pub(crate) enum Started {
-    Ready(Response),
-    Pending(Pin<Box<dyn Future<Output = Response>>>),
-}
-
-pub(crate) trait Endpoint {
-    fn start(&self, req: Request) -> Started;
-}
-
-/// Free slots kept per route: enough for a burst of concurrent pending
-/// handlers to come back without reallocating.
-const SLOTS_KEPT: usize = 64;
-
-type Slot<F> = Pin<Box<Option<F>>>;
-
-struct Route<H: Handler> {
-    handler: H,
-    free: Rc<RefCell<Vec<Slot<H::Future>>>>,
-}
-
-/// A pending handler future, still in its slot; the slot goes back to the
-/// free list once the future is done.
-struct SlotFuture<F: Future> {
-    slot: Option<Slot<F>>,
-    free: Rc<RefCell<Vec<Slot<F>>>>,
-}
-
-impl<F: Future> Future for SlotFuture<F>
-where
-    F::Output: IntoResponse,
-{
-    type Output = Response;
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Response> {
-        let slot = self.slot.as_mut().expect("SlotFuture polled after completion");
-        let future = slot.as_mut().as_pin_mut().expect("slot holds the future");
-        let output = std::task::ready!(future.poll(cx));
-        let mut slot = self.slot.take().expect("slot present");
-        slot.set(None);
-        let mut free = self.free.borrow_mut();
-        if free.len() < SLOTS_KEPT {
-            free.push(slot);
-        }
-        Poll::Ready(output.into_response())
-    }
-}
-
-impl<H: Handler> Endpoint for Route<H> {
-    fn start(&self, req: Request) -> Started {
-        let slot = self.free.borrow_mut().pop();
-        let mut slot = slot.unwrap_or_else(|| Box::pin(None));
-        slot.set(Some(self.handler.call(req)));
-        // Polled outside any task: a handler that is not ready becomes a task,
-        // which polls it again at once with the task's own waker (a future
-        // must use the waker of its latest poll), so the no-op waker given
-        // here is never needed.
-        let mut cx = Context::from_waker(Waker::noop());
-        let poll = slot.as_mut().as_pin_mut().expect("just set").poll(&mut cx);
-        match poll {
-            Poll::Ready(output) => {
-                slot.set(None);
-                let mut free = self.free.borrow_mut();
-                if free.len() < SLOTS_KEPT {
-                    free.push(slot);
-                }
-                Started::Ready(output.into_response())
-            }
-            Poll::Pending => Started::Pending(Box::pin(SlotFuture {
-                slot: Some(slot),
-                free: self.free.clone(),
-            })),
-        }
-    }
-}
+use super::request::{Method, Param, Params};
 
 #[derive(Debug, PartialEq, Eq)]
 enum Segment {
@@ -203,32 +42,14 @@ pub(crate) struct Router {
     routes: Vec<Entry>,
 }
 
-/// Captured parameters: name and position in the head bytes.
-pub(crate) type Params = super::pool::PooledVec<Param>;
-
-/// One captured parameter: its name (shared with the route) and where its
-/// value lies in the head bytes.
-#[derive(Debug)]
-pub(crate) struct Param {
-    pub(crate) name: Rc<str>,
-    pub(crate) span: (u32, u32),
-}
-
-impl super::pool::Pooled for Param {
-    const KEEP_CAPACITY: usize = 16;
-    const FIRST_CAPACITY: usize = 4;
-    fn free_list() -> &'static std::thread::LocalKey<RefCell<Vec<Vec<Self>>>> {
-        thread_local!(static FREE: RefCell<Vec<Vec<Param>>> = const { RefCell::new(Vec::new()) });
-        &FREE
-    }
-}
-
 /// The outcome of routing one request.
 pub(crate) enum Routed<'a> {
     Found(&'a dyn Endpoint, Params),
     NotFound,
     /// The path exists for other methods: 405 with this `Allow` value.
     MethodNotAllowed(String),
+    /// OPTIONS to a path routed for other methods: 204 with this `Allow`.
+    Options(String),
 }
 
 fn parse_pattern(pattern: &str) -> Vec<Segment> {
@@ -268,10 +89,7 @@ impl Router {
             method,
             pattern,
             literal,
-            endpoint: Box::new(Route {
-                handler,
-                free: Rc::new(RefCell::new(Vec::new())),
-            }),
+            endpoint: endpoint(handler),
         });
     }
 
@@ -291,12 +109,36 @@ impl Router {
         if allowed.is_empty() {
             return Routed::NotFound;
         }
-        if allowed.contains(&Method::Get) && !allowed.contains(&Method::Head) {
-            allowed.push(Method::Head);
+        let allow = allow_value(allowed);
+        if method == Method::Options {
+            // No OPTIONS route of its own: the server answers for the path
+            // (RFC 9110 §9.3.7).
+            Routed::Options(allow)
+        } else {
+            Routed::MethodNotAllowed(allow)
         }
-        let allow: Vec<&str> = allowed.iter().map(|m| m.as_str()).collect();
-        Routed::MethodNotAllowed(allow.join(", "))
     }
+
+    /// The `Allow` value for `OPTIONS *`: every method the server routes.
+    pub(crate) fn allow_all(&self) -> String {
+        allow_value(self.routes.iter().map(|r| r.method).collect())
+    }
+}
+
+/// `Allow` lists the routed methods, `HEAD` where `GET` is routed (it is
+/// answered by the GET route), and `OPTIONS` (always answered), once each.
+fn allow_value(mut methods: Vec<Method>) -> String {
+    if methods.contains(&Method::Get) {
+        methods.push(Method::Head);
+    }
+    methods.push(Method::Options);
+    let mut names: Vec<&str> = Vec::new();
+    for m in methods {
+        if !names.contains(&m.as_str()) {
+            names.push(m.as_str());
+        }
+    }
+    names.join(", ")
 }
 
 fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params> {
@@ -376,6 +218,24 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn allow_lists_each_method_once() {
+        let mut r = Router::default();
+        r.add(Method::Get, "/a", |_req: super::super::request::Request| async { "a" });
+        r.add(Method::Post, "/a", |_req: super::super::request::Request| async { "a" });
+        r.add(Method::Post, "/b", |_req: super::super::request::Request| async { "b" });
+        match r.route(Method::Put, "/a", 0) {
+            Routed::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST, HEAD, OPTIONS"),
+            _ => panic!("expected 405"),
+        }
+        match r.route(Method::Options, "/b", 0) {
+            Routed::Options(allow) => assert_eq!(allow, "POST, OPTIONS"),
+            _ => panic!("expected OPTIONS"),
+        }
+        assert!(matches!(r.route(Method::Options, "/c", 0), Routed::NotFound));
+        assert_eq!(r.allow_all(), "GET, POST, HEAD, OPTIONS");
     }
 
     #[test]

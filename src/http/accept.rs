@@ -1,0 +1,171 @@
+//! The accept loop: a listener registered with the reactor as its own driven
+//! source, handing each accepted socket to the driver.
+//!
+//! Owns: the listening socket, the pause at the connection limit, and the
+//! back-off when `accept` fails for lack of descriptors or memory. Must
+//! never: spin (a paused acceptor waits for a close or a timer, never for a
+//! readiness edge that cannot come), or accept past the connection limit.
+
+use std::cell::{Cell, RefCell};
+use std::io;
+use std::rc::Rc;
+use std::time::Duration;
+
+use mio::{Interest, Token};
+
+use super::driver::Driver;
+use super::stats::add;
+use crate::executor::{Expiry, TimerTarget};
+use crate::reactor::{Dispatch, Driven, Ready};
+
+/// Connections accepted per readiness event before yielding to others.
+const ACCEPT_BUDGET: usize = 128;
+/// Pause after `accept` fails for lack of descriptors or memory.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
+
+type TcpDriver = Driver<mio::net::TcpStream>;
+
+/// The listener and its pause state.
+pub(crate) struct Acceptor {
+    driver: Rc<TcpDriver>,
+    listener: RefCell<Option<(mio::net::TcpListener, Token)>>,
+    /// A back-off timer is set: do not set another.
+    retry_set: Cell<bool>,
+}
+
+impl Acceptor {
+    /// Registers `listener` with the reactor; connections go to `driver`.
+    pub(crate) fn start(driver: Rc<TcpDriver>, listener: std::net::TcpListener) -> io::Result<Rc<Acceptor>> {
+        let mut listener = mio::net::TcpListener::from_std(listener);
+        let acceptor = Rc::new(Acceptor {
+            driver: driver.clone(),
+            listener: RefCell::new(None),
+            retry_set: Cell::new(false),
+        });
+        let token = driver
+            .core
+            .reactor
+            .register_driven(&mut listener, Interest::READABLE, acceptor.clone(), 0)?;
+        *acceptor.listener.borrow_mut() = Some((listener, token));
+        driver.notify_on_close(acceptor.clone());
+        // The first edge may have come before registration finished.
+        if acceptor.accept() == Dispatch::Again {
+            acceptor.retry_after(Duration::ZERO);
+        }
+        Ok(acceptor)
+    }
+
+    /// Stops listening (shutdown): deregisters and closes the socket.
+    pub(crate) fn stop(&self) {
+        if let Some((mut listener, token)) = self.listener.borrow_mut().take() {
+            self.driver.core.reactor.deregister(&mut listener, token);
+        }
+    }
+
+    /// Accepts until `WouldBlock`, the limit, or the budget.
+    fn accept(&self) -> Dispatch {
+        let driver = &self.driver;
+        for _ in 0..ACCEPT_BUDGET {
+            if driver.accept_paused.get() || driver.exchange.draining.get() {
+                return Dispatch::Done;
+            }
+            if !driver.has_room() {
+                // Paused: the next close resumes accepting (never a busy loop).
+                driver.accept_paused.set(true);
+                return Dispatch::Done;
+            }
+            let accepted = match self.listener.borrow().as_ref() {
+                Some((l, _)) => l.accept(),
+                None => return Dispatch::Done,
+            };
+            match accepted {
+                Ok((stream, peer)) => {
+                    if let Err(e) = self.add(stream, peer) {
+                        add(&driver.exchange.counters.accept_errors, 1);
+                        if is_resource_error(&e) {
+                            self.back_off();
+                            return Dispatch::Done;
+                        }
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Dispatch::Done,
+                Err(e) if is_resource_error(&e) => {
+                    add(&driver.exchange.counters.accept_errors, 1);
+                    self.back_off();
+                    return Dispatch::Done;
+                }
+                // ECONNABORTED and the like concern one connection only.
+                Err(_) => add(&driver.exchange.counters.accept_errors, 1),
+            }
+        }
+        Dispatch::Again
+    }
+
+    fn add(&self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) -> io::Result<()> {
+        stream.set_nodelay(true)?;
+        let driver = &self.driver;
+        let token = driver.core.reactor.register_driven(
+            &mut stream,
+            Interest::READABLE | Interest::WRITABLE,
+            driver.clone(),
+            driver.next_key(),
+        )?;
+        driver.add_connection(stream, peer, token);
+        Ok(())
+    }
+
+    /// Out of descriptors or memory: accepting again at once would fail
+    /// again (and spin). Retry after a pause on the wheel.
+    fn back_off(&self) {
+        self.driver.accept_paused.set(true);
+        self.retry_after(ACCEPT_BACKOFF);
+    }
+
+    fn retry_after(&self, after: Duration) {
+        if self.retry_set.replace(true) {
+            return;
+        }
+        let core = &self.driver.core;
+        let now = core.reactor.now();
+        let tick = if after.is_zero() {
+            core.tick_at(now)
+        } else {
+            core.deadline_tick(now + after)
+        };
+        let Some(me) = self.driver.acceptor_handle() else {
+            return;
+        };
+        core.timers.borrow_mut().insert(tick, Expiry::Call(me, 0));
+    }
+}
+
+impl Driven for Acceptor {
+    fn on_ready(self: Rc<Self>, _token: Token, _data: usize, _ready: Ready) -> Dispatch {
+        self.accept()
+    }
+}
+
+/// Fires on the back-off timer, or after a close while paused.
+impl TimerTarget for Acceptor {
+    fn on_timer(self: Rc<Self>, _data: usize) {
+        self.retry_set.set(false);
+        self.driver.accept_paused.set(false);
+        if self.accept() == Dispatch::Again {
+            self.retry_after(Duration::ZERO);
+        }
+    }
+}
+
+fn is_resource_error(e: &io::Error) -> bool {
+    #[cfg(unix)]
+    {
+        matches!(
+            e.raw_os_error(),
+            Some(libc::EMFILE) | Some(libc::ENFILE) | Some(libc::ENOBUFS) | Some(libc::ENOMEM)
+        )
+    }
+    #[cfg(not(unix))]
+    {
+        e.kind() == io::ErrorKind::OutOfMemory
+    }
+}

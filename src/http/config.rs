@@ -1,0 +1,76 @@
+//! The server's limits, timeouts and parsing choices.
+//!
+//! Owns: [`Config`] and its defaults (`docs/http.md` says why each). Must
+//! never: depend on any layer above the head parser (every layer reads it).
+
+use std::time::Duration;
+
+use super::head::HeadRules;
+
+/// Limits and timeouts; see `docs/http.md` for the defaults and why.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Connections open at once; the listener pauses at the limit.
+    pub max_connections: usize,
+    /// Largest request head (request line + headers), in bytes: 414/431 past
+    /// it. At most 64 KiB.
+    pub max_head: usize,
+    /// Largest request body, in bytes: 413 past it.
+    pub max_body: u64,
+    /// Time to receive a whole request head, from its first byte (408).
+    pub header_timeout: Duration,
+    /// Longest pause between two reads of a request body (408).
+    pub body_timeout: Duration,
+    /// How long a keep-alive connection is kept with no request, counted
+    /// from its latest answer (at most 24 days; longer is treated as 24).
+    pub keep_alive_timeout: Duration,
+    /// Longest pause in writing to a client that does not read.
+    pub write_timeout: Duration,
+    /// Output queued per connection before pipelined requests stop being
+    /// parsed (and a streamed response waits).
+    pub output_high_watermark: usize,
+    /// Handlers pending at once (as tasks) before new ones get 503.
+    pub max_in_flight: Option<usize>,
+    /// How long graceful shutdown waits for in-flight requests.
+    pub shutdown_timeout: Duration,
+    /// Size of the pooled read and write buffers.
+    pub buffer_size: usize,
+    /// Pass request header fields whose name contains `_` to handlers. Off by
+    /// default, as nginx's `underscores_in_headers`: some proxies read
+    /// `Content_Length` as `Content-Length`, so such fields are dropped.
+    pub underscores_in_headers: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_connections: 100_000,
+            max_head: 16 * 1024,
+            max_body: 1024 * 1024,
+            header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(30),
+            keep_alive_timeout: Duration::from_secs(75),
+            write_timeout: Duration::from_secs(30),
+            output_high_watermark: 64 * 1024,
+            max_in_flight: None,
+            shutdown_timeout: Duration::from_secs(10),
+            buffer_size: 8 * 1024,
+            underscores_in_headers: false,
+        }
+    }
+}
+
+impl Config {
+    /// What the head parser is allowed.
+    pub(crate) fn head_rules(&self) -> HeadRules {
+        HeadRules {
+            max_head: self.max_head,
+            underscores: self.underscores_in_headers,
+        }
+    }
+
+    /// The keep-alive timeout in milliseconds, at most 2³¹ − 1 (24 days).
+    pub(crate) fn keep_alive_ms(&self) -> u64 {
+        self.keep_alive_timeout.as_millis().min(i32::MAX as u128) as u64
+    }
+}

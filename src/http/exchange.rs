@@ -1,0 +1,248 @@
+//! One request to one response: the `before` hooks, routing (404, 405,
+//! `OPTIONS`), the handler's inline first poll, the in-flight cap (503), the
+//! `after` hooks, and serialising the response into a connection's output.
+//!
+//! Owns: what every connection of one server shares to answer requests (the
+//! router, the hooks, the config, the counters, the cached `Date`, the count
+//! of handlers running as tasks). Must never: touch a connection's phase, its
+//! transport or its timers: it is handed a request and gives back a response
+//! (or a future still pending), and writes bytes where it is told.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::panic::{self, AssertUnwindSafe};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+
+use bytes::{BufMut, Bytes};
+
+use super::config::Config;
+use super::date::DateCache;
+use super::handler::Started;
+use super::head::TargetForm;
+use super::io::{Buffers, Output};
+use super::request::Request;
+use super::response::{self, Body, Framing, Response};
+use super::router::{Routed, Router};
+use super::stats::{add, Counters};
+use crate::sync::mpsc;
+
+/// A hook run before routing: a response answers the request with it.
+pub(crate) type Before = Box<dyn Fn(&mut Request) -> Option<Response>>;
+/// A hook run on every response.
+pub(crate) type After = Box<dyn Fn(Response) -> Response>;
+
+/// A handler future still pending after its first poll.
+pub(crate) type PendingHandler = Pin<Box<dyn Future<Output = Response>>>;
+
+/// How to answer one request: what its head said about the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Reply {
+    /// A `HEAD` request: the head only, with the body's framing.
+    pub(crate) head_only: bool,
+    /// The connection may stay open after this response.
+    pub(crate) keep_alive: bool,
+    /// The request's HTTP/1.x minor version (0 or 1).
+    pub(crate) minor: u8,
+}
+
+impl Reply {
+    /// For an answer the server gives on its own and closes after (an
+    /// error): HTTP/1.1 framing, `Connection: close`.
+    pub(crate) const CLOSE: Reply = Reply {
+        head_only: false,
+        keep_alive: false,
+        minor: 1,
+    };
+}
+
+/// What starting one request gave.
+pub(crate) enum Outcome {
+    /// The response, now.
+    Respond(Response),
+    /// The handler panicked: 500, then close.
+    Panicked,
+    /// The handler is not done: it must run as a task.
+    Pending(PendingHandler),
+}
+
+/// What serialising a response left to do.
+pub(crate) struct Written {
+    /// The connection must close once this response is written.
+    pub(crate) close: bool,
+    /// A streamed body, for a task to feed.
+    pub(crate) stream: Option<mpsc::Receiver<Bytes>>,
+}
+
+/// Everything one server's connections share to answer requests.
+pub(crate) struct Exchange {
+    pub(crate) config: Config,
+    router: Router,
+    before: Vec<Before>,
+    after: Vec<After>,
+    pub(crate) counters: Rc<Counters>,
+    pub(crate) date: RefCell<DateCache>,
+    /// Handlers running as tasks now.
+    in_flight: Cell<usize>,
+    /// A graceful shutdown is under way: every response says `close`.
+    pub(crate) draining: Cell<bool>,
+}
+
+impl Exchange {
+    pub(crate) fn new(
+        config: Config,
+        router: Router,
+        before: Vec<Before>,
+        after: Vec<After>,
+        counters: Rc<Counters>,
+    ) -> Exchange {
+        Exchange {
+            config,
+            router,
+            before,
+            after,
+            counters,
+            date: RefCell::new(DateCache::new()),
+            in_flight: Cell::new(0),
+            draining: Cell::new(false),
+        }
+    }
+
+    /// Answers `req`: hooks, then `OPTIONS *`, then the route's handler,
+    /// polled once here. A handler that is not ready comes back as
+    /// `Pending`, unless `max_in_flight` handlers already run (503).
+    pub(crate) fn start(&self, mut req: Request, form: TargetForm) -> Outcome {
+        for hook in &self.before {
+            if let Some(resp) = hook(&mut req) {
+                return Outcome::Respond(resp);
+            }
+        }
+        if form == TargetForm::Asterisk {
+            // `OPTIONS *`: the server's own capabilities (RFC 9110 §9.3.7).
+            return Outcome::Respond(Response::status(204).header("Allow", self.router.allow_all()));
+        }
+        let head_start = req.head_bytes().as_ptr() as usize;
+        let path = req.path();
+        let path_start = (path.as_ptr() as usize - head_start) as u32;
+        let (endpoint, params) = match self.router.route(req.method(), path, path_start) {
+            Routed::Found(endpoint, params) => (endpoint, params),
+            Routed::NotFound => return Outcome::Respond(Response::text("Not Found").with_status(404)),
+            Routed::MethodNotAllowed(allow) => {
+                let resp = Response::text("Method Not Allowed")
+                    .with_status(405)
+                    .header("Allow", allow);
+                return Outcome::Respond(resp);
+            }
+            Routed::Options(allow) => return Outcome::Respond(Response::status(204).header("Allow", allow)),
+        };
+        req.set_params(params);
+        match panic::catch_unwind(AssertUnwindSafe(|| endpoint.start(req))) {
+            Ok(Started::Ready(resp)) => Outcome::Respond(resp),
+            Ok(Started::Pending(future)) => {
+                if self.config.max_in_flight.is_some_and(|max| self.in_flight.get() >= max) {
+                    drop(future);
+                    Outcome::Respond(Response::text("Service Unavailable").with_status(503))
+                } else {
+                    self.in_flight.set(self.in_flight.get() + 1);
+                    Outcome::Pending(future)
+                }
+            }
+            Err(_) => {
+                add(&self.counters.handler_panics, 1);
+                Outcome::Panicked
+            }
+        }
+    }
+
+    /// A handler that was `Pending` finished or was abandoned.
+    pub(crate) fn handler_ended(&self) {
+        debug_assert!(self.in_flight.get() > 0, "more handlers ended than started");
+        self.in_flight.set(self.in_flight.get().saturating_sub(1));
+    }
+
+    /// The server's own answer to a request it will not serve (`status` with
+    /// `reason` as its text); sent with `Reply::CLOSE`.
+    pub(crate) fn error(&self, status: u16, reason: &'static str) -> Response {
+        Response::text(reason).with_status(status)
+    }
+
+    /// Runs the `after` hooks and writes the response's head (and body,
+    /// unless streamed) into `bufs`.
+    pub(crate) fn write(&self, bufs: &mut Buffers, resp: Response, reply: Reply) -> Written {
+        let mut resp = self.after.iter().fold(resp, |r, hook| hook(r));
+        let status = resp.status_code();
+        self.counters.response(status);
+        let body = resp.take_body();
+        // An HTTP/1.0 client cannot take chunked: a stream is delimited by
+        // closing the connection instead.
+        let close = !reply.keep_alive || (reply.minor == 0 && matches!(body, Body::Stream(_)));
+        let date = self.date.borrow();
+        let with_body = response::has_body(status) && !reply.head_only;
+        let out = &mut bufs.out;
+        let stream = match body {
+            Body::Empty => {
+                resp.write_head(&mut out.buf, date.line(), Framing::Length(0), close, reply.minor);
+                None
+            }
+            Body::Full(bytes) => {
+                let framing = Framing::Length(bytes.len() as u64);
+                resp.write_head(&mut out.buf, date.line(), framing, close, reply.minor);
+                if with_body {
+                    out.push_body(bytes);
+                }
+                None
+            }
+            Body::Stream(rx) => {
+                let framing = if reply.minor == 1 {
+                    Framing::Chunked
+                } else {
+                    Framing::CloseDelimited
+                };
+                resp.write_head(&mut out.buf, date.line(), framing, close, reply.minor);
+                with_body.then_some(rx)
+            }
+        };
+        bufs.batch_len += 1;
+        Written { close, stream }
+    }
+
+    /// `100 Continue`, before a body the client waits to send.
+    pub(crate) fn write_continue(&self, out: &mut Output) {
+        out.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        self.counters.response(100);
+    }
+}
+
+/// One piece of a streamed body, framed.
+pub(crate) fn write_chunk(out: &mut Output, chunk: Bytes, chunked: bool) {
+    if chunked {
+        response::put_hex(&mut out.buf, chunk.len() as u64);
+        out.buf.extend_from_slice(b"\r\n");
+        out.push_body(chunk);
+        out.buf.extend_from_slice(b"\r\n");
+    } else {
+        out.push_body(chunk);
+    }
+}
+
+/// The end of a streamed body.
+pub(crate) fn write_last_chunk(out: &mut Output, chunked: bool) {
+    if chunked {
+        out.buf.extend_from_slice(b"0\r\n\r\n");
+    }
+}
+
+/// Polls a handler future, turning a panic into `Err(())`.
+pub(crate) struct CatchUnwind(pub(crate) PendingHandler);
+
+impl Future for CatchUnwind {
+    type Output = Result<Response, ()>;
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match panic::catch_unwind(AssertUnwindSafe(|| self.0.as_mut().poll(cx))) {
+            Ok(Poll::Ready(r)) => Poll::Ready(Ok(r)),
+            Ok(Poll::Pending) => Poll::Pending,
+            Err(_) => Poll::Ready(Err(())),
+        }
+    }
+}

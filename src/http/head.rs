@@ -1,0 +1,927 @@
+//! Request heads, parsed strictly (RFC 9112 §2–§3, §5–§6; RFC 9110 §5, §7.2).
+//!
+//! Owns: turning bytes into a validated [`Head`] (offsets into the bytes, no
+//! copies), the request [`Method`], and [`HeadError`], which names the one
+//! status each rejection gets. Must never: accept a head whose framing two
+//! parsers could read differently (the root of request smuggling), allocate
+//! on the path of a valid HTTP/1.0 or HTTP/1.1 request, or read past the
+//! bytes it is given.
+//!
+//! httparse checks the syntax of the request line and of each field (token
+//! characters, no whitespace before the colon, no obs-fold, no bare CR). This
+//! file adds what httparse leaves to its caller or accepts where we do not:
+//!
+//! - **Line ends are CRLF, everywhere.** httparse accepts a bare LF; we reject
+//!   it in the request line and header section, as `body.rs` does in chunk
+//!   lines and trailers. A parser that frames exactly like the strictest proxy
+//!   in front of it cannot be smuggled through (`docs/http.md`).
+//! - The request line: exactly `method SP target SP HTTP/DIGIT.DIGIT`; a
+//!   malformed version is 400, a well-formed one whose major is not 1 is 505,
+//!   and `HTTP/1.2` and later minors are served as HTTP/1.1 (RFC 9110 §6.2).
+//! - The target: visible ASCII only, no `#fragment`, one of the four forms.
+//! - Framing: `Content-Length` and `Transfer-Encoding` (§6), `Host` (§3.2),
+//!   `Connection`, `Expect`, fields that must not repeat, and names with `_`
+//!   (dropped unless the server keeps them: some proxies map them onto `-`).
+
+use std::fmt;
+
+/// Most header fields a request may have (431 past it).
+pub(crate) const MAX_HEADERS: usize = 64;
+
+/// The largest `max_head` a server accepts: field offsets are 16-bit.
+pub(crate) const MAX_HEAD_LIMIT: usize = u16::MAX as usize;
+
+/// A method token longer than this is refused (400) as soon as it is seen:
+/// the longest registered method (`UPDATEREDIRECTREF`) has 17 letters, and
+/// waiting for `max_head` bytes of letters would only hold a buffer.
+pub(crate) const MAX_METHOD_LEN: usize = 32;
+
+/// An HTTP request method.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Method {
+    /// GET
+    Get,
+    /// HEAD
+    Head,
+    /// POST
+    Post,
+    /// PUT
+    Put,
+    /// DELETE
+    Delete,
+    /// PATCH
+    Patch,
+    /// OPTIONS
+    Options,
+    /// CONNECT
+    Connect,
+    /// TRACE
+    Trace,
+    /// Any other (valid token) method; see `Request::method_str`.
+    Other,
+}
+
+impl Method {
+    pub(crate) fn from_bytes(b: &[u8]) -> Method {
+        match b {
+            b"GET" => Method::Get,
+            b"HEAD" => Method::Head,
+            b"POST" => Method::Post,
+            b"PUT" => Method::Put,
+            b"DELETE" => Method::Delete,
+            b"PATCH" => Method::Patch,
+            b"OPTIONS" => Method::Options,
+            b"CONNECT" => Method::Connect,
+            b"TRACE" => Method::Trace,
+            _ => Method::Other,
+        }
+    }
+
+    /// The method's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Method::Get => "GET",
+            Method::Head => "HEAD",
+            Method::Post => "POST",
+            Method::Put => "PUT",
+            Method::Delete => "DELETE",
+            Method::Patch => "PATCH",
+            Method::Options => "OPTIONS",
+            Method::Connect => "CONNECT",
+            Method::Trace => "TRACE",
+            Method::Other => "OTHER",
+        }
+    }
+}
+
+impl fmt::Display for Method {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Where one header field lies in the head's bytes. Heads are at most 64 KiB
+/// (`MAX_HEAD_LIMIT`), so 16-bit offsets do, and a field costs 8 bytes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(crate) struct FieldPos {
+    pub(crate) name: (u16, u16),
+    pub(crate) value: (u16, u16),
+}
+
+impl super::pool::Pooled for FieldPos {
+    const KEEP_CAPACITY: usize = MAX_HEADERS;
+    const FIRST_CAPACITY: usize = 16;
+    fn free_list() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<Self>>>> {
+        thread_local!(static FREE: std::cell::RefCell<Vec<Vec<FieldPos>>> = const { std::cell::RefCell::new(Vec::new()) });
+        &FREE
+    }
+}
+
+/// The positions of a request's header fields. Pooled rather than inline: a
+/// request is moved several times on its way from the parser into the
+/// handler's future, and 128 bytes of inline positions made those moves a
+/// quarter of a pipelined request's user-space time (`benches/http.rs`).
+pub(crate) type Fields = super::pool::PooledVec<FieldPos>;
+
+/// How the body of a request is framed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BodyKind {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// The form of the request target (RFC 9112 §3.2).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum TargetForm {
+    /// `/path?query`
+    Origin,
+    /// `http://host/path`
+    Absolute,
+    /// `*`, with OPTIONS only.
+    Asterisk,
+}
+
+/// A validated request head: positions into the bytes it was parsed from.
+#[derive(Debug)]
+pub(crate) struct Head {
+    /// Bytes the head occupies, final empty line included.
+    pub(crate) len: usize,
+    pub(crate) method: Method,
+    pub(crate) method_pos: (u32, u32),
+    pub(crate) target: (u32, u32),
+    pub(crate) form: TargetForm,
+    /// HTTP/1.x minor version as served: 0 or 1 (1.2 and later are 1).
+    pub(crate) minor: u8,
+    pub(crate) fields: Fields,
+    pub(crate) body: BodyKind,
+    pub(crate) keep_alive: bool,
+    pub(crate) expect_continue: bool,
+}
+
+/// What a head parse is allowed: the server's limits and choices.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct HeadRules {
+    /// Largest head in bytes (at most `MAX_HEAD_LIMIT`).
+    pub(crate) max_head: usize,
+    /// Pass fields whose name has `_` to handlers (nginx's
+    /// `underscores_in_headers`); dropped when false.
+    pub(crate) underscores: bool,
+}
+
+/// Why a head was rejected; each maps to one status code.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum HeadError {
+    /// 400, with the reason sent in the body.
+    Bad(&'static str),
+    /// 414: the request line alone exceeds the head limit.
+    UriTooLong,
+    /// 431: the header section exceeds the head limit or has too many fields.
+    HeadersTooLarge,
+    /// 505: a well-formed version whose major is not 1.
+    VersionNotSupported,
+    /// 501: a transfer coding other than chunked.
+    NotImplemented(&'static str),
+    /// 417: an expectation other than 100-continue.
+    ExpectationFailed,
+}
+
+impl HeadError {
+    pub(crate) fn status(self) -> u16 {
+        match self {
+            HeadError::Bad(_) => 400,
+            HeadError::UriTooLong => 414,
+            HeadError::HeadersTooLarge => 431,
+            HeadError::VersionNotSupported => 505,
+            HeadError::NotImplemented(_) => 501,
+            HeadError::ExpectationFailed => 417,
+        }
+    }
+
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            HeadError::Bad(why) | HeadError::NotImplemented(why) => why,
+            HeadError::UriTooLong => "request line too long",
+            HeadError::HeadersTooLarge => "request header section too large",
+            HeadError::VersionNotSupported => "only HTTP/1.x is supported",
+            HeadError::ExpectationFailed => "only the 100-continue expectation is supported",
+        }
+    }
+}
+
+fn offset(base: &[u8], part: &[u8]) -> (u32, u32) {
+    let start = part.as_ptr() as usize - base.as_ptr() as usize;
+    (start as u32, (start + part.len()) as u32)
+}
+
+/// `offset` for header fields, which lie within the first 64 KiB: `len` was
+/// checked against `max_head` (at most `MAX_HEAD_LIMIT`) before fields are read.
+fn offset16(base: &[u8], part: &[u8]) -> (u16, u16) {
+    let (start, end) = offset(base, part);
+    (start as u16, end as u16)
+}
+
+fn trim(mut v: &[u8]) -> &[u8] {
+    while let [b' ' | b'\t', rest @ ..] = v {
+        v = rest;
+    }
+    while let [rest @ .., b' ' | b'\t'] = v {
+        v = rest;
+    }
+    v
+}
+
+/// `tchar` of RFC 9110 §5.6.2: the characters of a token.
+pub(crate) fn is_tchar(b: u8) -> bool {
+    matches!(b,
+        b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
+        b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
+}
+
+/// Parses a strictly valid decimal `Content-Length` (digits only).
+fn parse_length(v: &[u8]) -> Option<u64> {
+    if v.is_empty() || v.len() > 19 {
+        return None;
+    }
+    let mut n: u64 = 0;
+    for &b in v {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        n = n.checked_mul(10)?.checked_add(u64::from(b - b'0'))?;
+    }
+    Some(n)
+}
+
+/// Calls `f` with each comma-separated, trimmed, non-empty element.
+fn for_each_element(v: &[u8], mut f: impl FnMut(&[u8])) {
+    for part in v.split(|&b| b == b',') {
+        let part = trim(part);
+        if !part.is_empty() {
+            f(part);
+        }
+    }
+}
+
+/// Whether `v` is a valid `Host` value: `uri-host [ ":" port ]` (RFC 9110
+/// §7.2, RFC 3986 §3.2.2), and not a list (a comma, allowed in a reg-name,
+/// is refused: proxies split on it).
+fn valid_host(v: &[u8]) -> bool {
+    let (host, port) = if let Some(rest) = v.strip_prefix(b"[") {
+        // IP-literal: hex digits, colons and dots (IPv6, IPv4 suffix), or
+        // IPvFuture's letters and sub-delims; a port may follow.
+        let Some(end) = rest.iter().position(|&b| b == b']') else {
+            return false;
+        };
+        let literal = &rest[..end];
+        if literal.is_empty()
+            || !literal
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b':' | b'.' | b'-' | b'_' | b'~'))
+        {
+            return false;
+        }
+        match &rest[end + 1..] {
+            [] => (&b""[..], None),
+            [b':', port @ ..] => (&b""[..], Some(port)),
+            _ => return false,
+        }
+    } else {
+        match v.iter().rposition(|&b| b == b':') {
+            Some(i) => (&v[..i], Some(&v[i + 1..])),
+            None => (v, None),
+        }
+    };
+    let reg_name_ok = host.iter().all(|&b| {
+        b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'_' | b'~' | b'%' | b'!' | b'$' | b'&' | b'\'' | b'(' | b')' | b'*' | b'+' | b';' | b'='
+            )
+    });
+    reg_name_ok && port.is_none_or(|p| p.iter().all(u8::is_ascii_digit))
+}
+
+/// Fields that may appear once: a second one is refused (400) rather than
+/// leaving handlers and proxies to pick different ones. `Host` and
+/// `Content-Length` have rules of their own.
+const SINGLETONS: [&[u8]; 8] = [
+    b"content-type",
+    b"authorization",
+    b"proxy-authorization",
+    b"range",
+    b"if-range",
+    b"if-modified-since",
+    b"if-unmodified-since",
+    b"max-forwards",
+];
+
+/// A field the framing rules look at, found by length first (one compare for
+/// most fields) and then by name.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Known {
+    ContentLength,
+    TransferEncoding,
+    Host,
+    Connection,
+    Expect,
+    /// Index into `SINGLETONS`.
+    Singleton(u8),
+    Other,
+}
+
+fn known(name: &[u8]) -> Known {
+    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    match name.len() {
+        4 if is(b"host") => Known::Host,
+        6 if is(b"expect") => Known::Expect,
+        10 if is(b"connection") => Known::Connection,
+        14 if is(b"content-length") => Known::ContentLength,
+        17 if is(b"transfer-encoding") => Known::TransferEncoding,
+        // The lengths of the names in `SINGLETONS`.
+        5 | 8 | 12 | 13 | 17 | 19 => SINGLETONS
+            .iter()
+            .position(|s| is(s))
+            .map_or(Known::Other, |i| Known::Singleton(i as u8)),
+        _ => Known::Other,
+    }
+}
+
+/// Checks the request line of a head httparse refused for its version:
+/// 400 if the line is malformed (four parts, `HTTP/1`, `HTTP/01.1`,
+/// `http/1.1`), 505 if it is well formed with a major other than 1, and
+/// `Ok(true)` for `HTTP/1.x` with x ≥ 2, which is served as HTTP/1.1, and
+/// `Ok(false)` for a line not yet complete that may still become valid.
+fn check_version_line(buf: &[u8]) -> Result<bool, HeadError> {
+    let Some(end) = buf.iter().position(|&b| b == b'\n') else {
+        // httparse stops at the first wrong byte of a version, even before
+        // the line ends: `HTTP/2` may still become `HTTP/2.0` (505).
+        let version = buf.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+        let shape = b"HTTP/0.0";
+        let plausible = version.len() <= shape.len()
+            && version
+                .iter()
+                .zip(shape)
+                .all(|(&b, &s)| if s == b'0' { b.is_ascii_digit() } else { b == s });
+        return if plausible && buf.iter().filter(|&&b| b == b' ').count() == 2 {
+            Ok(false)
+        } else {
+            Err(HeadError::Bad("malformed request line"))
+        };
+    };
+    let line = &buf[..end];
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    let mut parts = line.split(|&b| b == b' ');
+    let (Some(_method), Some(_target), Some(version), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(HeadError::Bad("malformed request line"));
+    };
+    match version {
+        [b'H', b'T', b'T', b'P', b'/', major, b'.', minor] if major.is_ascii_digit() && minor.is_ascii_digit() => {
+            if *major == b'1' {
+                Ok(true)
+            } else {
+                Err(HeadError::VersionNotSupported)
+            }
+        }
+        _ => Err(HeadError::Bad("malformed HTTP version")),
+    }
+}
+
+/// Parses a request head from the start of `buf`. `Ok(None)`: incomplete,
+/// read more (unless `buf` is already `max_head` long, which is an error).
+pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadError> {
+    let max_head = rules.max_head;
+    // Uninitialised: httparse writes the slots it uses, so 64 slots cost
+    // nothing to set up per request.
+    let mut raw = [const { std::mem::MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let parsed = req.parse_with_uninit_headers(buf, &mut raw);
+    let len = match parsed {
+        Ok(httparse::Status::Complete(len)) => len,
+        Ok(httparse::Status::Partial) => return partial(buf, max_head),
+        Err(httparse::Error::Version) => {
+            return match check_version_line(buf)? {
+                true => parse_later_minor(buf, rules),
+                false => partial(buf, max_head),
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(HeadError::HeadersTooLarge),
+        Err(httparse::Error::HeaderName) => return Err(HeadError::Bad("invalid header field name")),
+        Err(httparse::Error::HeaderValue) => return Err(HeadError::Bad("invalid header field value")),
+        Err(httparse::Error::NewLine) | Err(httparse::Error::Status) => {
+            return Err(HeadError::Bad("malformed line ending"))
+        }
+        Err(httparse::Error::Token) => return Err(HeadError::Bad("invalid method or request target")),
+    };
+    if len > max_head {
+        let line_end = buf.iter().position(|&b| b == b'\n').unwrap_or(len);
+        return Err(if line_end >= max_head {
+            HeadError::UriTooLong
+        } else {
+            HeadError::HeadersTooLarge
+        });
+    }
+    let method_str = req.method.expect("complete request has a method");
+    let target = req.path.expect("complete request has a target");
+    let minor = req.version.expect("complete request has a version");
+    validate_head(
+        buf,
+        len,
+        method_str.as_bytes(),
+        target.as_bytes(),
+        minor,
+        req.headers,
+        rules,
+    )
+}
+
+/// An incomplete head: wait for more, unless what is there already cannot
+/// become a valid head within the limits.
+fn partial(buf: &[u8], max_head: usize) -> Result<Option<Head>, HeadError> {
+    let method_len = buf.iter().take(MAX_METHOD_LEN + 1).take_while(|&&b| b != b' ').count();
+    if method_len > MAX_METHOD_LEN {
+        return Err(HeadError::Bad("method too long"));
+    }
+    if buf.len() >= max_head {
+        let line_done = buf[..max_head].contains(&b'\n');
+        return Err(if line_done {
+            HeadError::HeadersTooLarge
+        } else {
+            HeadError::UriTooLong
+        });
+    }
+    Ok(None)
+}
+
+/// `HTTP/1.2` and later minors: served as HTTP/1.1 (RFC 9110 §6.2: a
+/// recipient of a higher minor version treats it as the highest it
+/// implements). httparse knows only 1.0 and 1.1, so a copy with the minor
+/// rewritten is parsed; offsets are the same in both. Rare: the copy is fine.
+fn parse_later_minor(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadError> {
+    let window = &buf[..buf.len().min(rules.max_head + 1)];
+    let line_end = window.iter().position(|&b| b == b'\n').unwrap_or(window.len());
+    let line = window[..line_end].strip_suffix(b"\r").unwrap_or(&window[..line_end]);
+    let mut copy = window.to_vec();
+    copy[line.len() - 1] = b'1';
+    match parse_head(&copy, rules)? {
+        None => Ok(None),
+        Some(head) => {
+            debug_assert_eq!(head.minor, 1);
+            Ok(Some(head))
+        }
+    }
+}
+
+/// Everything past httparse's syntax checks, for a complete head.
+fn validate_head(
+    buf: &[u8],
+    len: usize,
+    method_str: &[u8],
+    target: &[u8],
+    minor: u8,
+    headers: &[httparse::Header<'_>],
+    rules: HeadRules,
+) -> Result<Option<Head>, HeadError> {
+    if method_str.len() > MAX_METHOD_LEN {
+        return Err(HeadError::Bad("method too long"));
+    }
+    let method = Method::from_bytes(method_str);
+    // CRLF line ends only: httparse also takes a bare LF. Every line but the
+    // last two ends right before a field name, and the last two end the head;
+    // empty lines before the request line must be CRLF too.
+    let method_start = offset(buf, method_str).0 as usize;
+    if !buf[..method_start].chunks(2).all(|pair| pair == b"\r\n")
+        || buf[len - 2] != b'\r'
+        || buf[len - 4] != b'\r'
+        || headers
+            .iter()
+            .any(|f| buf[offset(buf, f.name.as_bytes()).0 as usize - 2] != b'\r')
+    {
+        return Err(HeadError::Bad("bare LF line end: lines end with CRLF"));
+    }
+    if !target.iter().all(|&b| b.is_ascii_graphic() && b != b'#') {
+        return Err(HeadError::Bad("invalid byte in request target"));
+    }
+    let form = match target.first() {
+        Some(b'/') => TargetForm::Origin,
+        Some(b'*') if target.len() == 1 => {
+            if method != Method::Options {
+                return Err(HeadError::Bad("asterisk-form is for OPTIONS only"));
+            }
+            TargetForm::Asterisk
+        }
+        _ if target.starts_with(b"http://") || target.starts_with(b"https://") => TargetForm::Absolute,
+        _ => return Err(HeadError::Bad("invalid request target")),
+    };
+
+    let mut head = Head {
+        len,
+        method,
+        method_pos: offset(buf, method_str),
+        target: offset(buf, target),
+        form,
+        minor,
+        fields: super::pool::PooledVec::new(),
+        body: BodyKind::None,
+        keep_alive: minor == 1,
+        expect_continue: false,
+    };
+    let mut length: Option<u64> = None;
+    let mut chunked = false;
+    let mut transfer_encoding = false;
+    let mut hosts = 0;
+    let mut host_empty = false;
+    let mut connection_close = false;
+    let mut connection_keep_alive = false;
+    let mut seen: u16 = 0;
+    for field in headers {
+        let name = field.name.as_bytes();
+        if !rules.underscores && name.contains(&b'_') {
+            // Dropped, as nginx does by default: a proxy may read
+            // `Content_Length` as `Content-Length`.
+            continue;
+        }
+        let value = trim(field.value);
+        // Control bytes and DEL in values were already refused by httparse
+        // (HeaderValue error → 400); the tests check both.
+        head.fields.push(FieldPos {
+            name: offset16(buf, name),
+            value: offset16(buf, value),
+        });
+        match known(name) {
+            Known::Other => {}
+            Known::ContentLength => {
+                let mut bad = false;
+                for_each_element(value, |part| match (parse_length(part), length) {
+                    (Some(n), None) => length = Some(n),
+                    (Some(n), Some(m)) if n == m => {}
+                    _ => bad = true,
+                });
+                if bad || length.is_none() {
+                    return Err(HeadError::Bad("invalid or conflicting Content-Length"));
+                }
+            }
+            Known::TransferEncoding => {
+                transfer_encoding = true;
+                let mut bad = None;
+                for_each_element(value, |coding| {
+                    let (name, params) = match coding.iter().position(|&b| b == b';') {
+                        Some(i) => (trim(&coding[..i]), true),
+                        None => (coding, false),
+                    };
+                    if chunked {
+                        // Nothing may follow chunked, not even chunked again.
+                        bad = Some(HeadError::Bad(
+                            "chunked must be the final transfer coding, applied once",
+                        ));
+                    } else if name.eq_ignore_ascii_case(b"chunked") {
+                        if params {
+                            bad = Some(HeadError::Bad("chunked takes no parameters"));
+                        }
+                        chunked = true;
+                    } else if bad.is_none() {
+                        bad = Some(HeadError::NotImplemented("unsupported transfer coding"));
+                    }
+                });
+                if let Some(e) = bad {
+                    return Err(e);
+                }
+            }
+            Known::Host => {
+                hosts += 1;
+                host_empty = value.is_empty();
+                if !host_empty && !valid_host(value) {
+                    return Err(HeadError::Bad("invalid Host"));
+                }
+            }
+            Known::Connection => for_each_element(value, |opt| {
+                connection_close |= opt.eq_ignore_ascii_case(b"close");
+                connection_keep_alive |= opt.eq_ignore_ascii_case(b"keep-alive");
+            }),
+            Known::Expect => {
+                if std::mem::replace(&mut head.expect_continue, true) {
+                    return Err(HeadError::Bad("a field that may appear once is repeated"));
+                }
+                if !value.eq_ignore_ascii_case(b"100-continue") {
+                    return Err(HeadError::ExpectationFailed);
+                }
+            }
+            Known::Singleton(i) => {
+                let bit = 1u16 << i;
+                if seen & bit != 0 {
+                    return Err(HeadError::Bad("a field that may appear once is repeated"));
+                }
+                seen |= bit;
+            }
+        }
+    }
+    // 100-continue means nothing to an HTTP/1.0 client.
+    head.expect_continue &= minor == 1;
+    if transfer_encoding {
+        if length.is_some() {
+            return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
+        }
+        if minor == 0 {
+            return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        }
+        if !chunked {
+            return Err(HeadError::Bad("the final transfer coding is not chunked"));
+        }
+        head.body = BodyKind::Chunked;
+    } else if let Some(n) = length {
+        head.body = if n == 0 { BodyKind::None } else { BodyKind::Length(n) };
+    }
+    if minor == 1 && hosts != 1 {
+        return Err(HeadError::Bad(if hosts == 0 {
+            "missing Host header"
+        } else {
+            "more than one Host header"
+        }));
+    }
+    if hosts > 1 {
+        return Err(HeadError::Bad("more than one Host header"));
+    }
+    if host_empty && form != TargetForm::Absolute {
+        // An empty Host is only for a target URI without an authority.
+        return Err(HeadError::Bad("empty Host"));
+    }
+    head.keep_alive = if minor == 1 {
+        !connection_close
+    } else {
+        connection_keep_alive && !connection_close
+    };
+    Ok(Some(head))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const RULES: HeadRules = HeadRules {
+        max_head: 8192,
+        underscores: false,
+    };
+
+    fn parse(s: &str) -> Result<Option<Head>, HeadError> {
+        parse_head(s.as_bytes(), RULES)
+    }
+
+    fn status(s: &str) -> u16 {
+        match parse(s) {
+            Ok(Some(_)) => 200,
+            Ok(None) => 0,
+            Err(e) => e.status(),
+        }
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = parse("GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.method, Method::Get);
+        assert_eq!(h.minor, 1);
+        assert_eq!(h.body, BodyKind::None);
+        assert_eq!(h.form, TargetForm::Origin);
+        assert!(h.keep_alive);
+        assert_eq!(h.fields.as_slice().len(), 1);
+    }
+
+    #[test]
+    fn incomplete_heads_ask_for_more() {
+        let full = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n";
+        for cut in 0..full.len() {
+            assert!(parse(&full[..cut]).unwrap().is_none(), "cut at {cut}");
+        }
+        assert_eq!(parse(full).unwrap().unwrap().body, BodyKind::Length(3));
+    }
+
+    #[test]
+    fn framing_rules() {
+        let h = |extra: &str| status(&format!("POST / HTTP/1.1\r\nHost: x\r\n{extra}\r\n"));
+        assert_eq!(h("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"), 400);
+        assert_eq!(h("Content-Length: 5\r\nContent-Length: 6\r\n"), 400);
+        assert_eq!(h("Content-Length: 5\r\nContent-Length: 5\r\n"), 200);
+        assert_eq!(h("Content-Length: 5, 5\r\n"), 200);
+        assert_eq!(h("Content-Length: 5, 6\r\n"), 400);
+        assert_eq!(h("Content-Length: +5\r\n"), 400);
+        assert_eq!(h("Content-Length: -1\r\n"), 400);
+        assert_eq!(h("Content-Length: 0x10\r\n"), 400);
+        assert_eq!(h("Content-Length: 99999999999999999999\r\n"), 400);
+        assert_eq!(h("Content-Length: \r\n"), 400);
+        assert_eq!(h("Transfer-Encoding: chunked\r\n"), 200);
+        assert_eq!(h("Transfer-Encoding: gzip\r\n"), 501);
+        assert_eq!(h("Transfer-Encoding: chunked, gzip\r\n"), 400);
+        assert_eq!(h("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), 400);
+        assert_eq!(h("Transfer-Encoding: gzip, chunked\r\n"), 501);
+        assert_eq!(
+            h("Transfer-Encoding: chunked;ext=val\r\n"),
+            400,
+            "chunked takes no parameters"
+        );
+        assert_eq!(h("Transfer-Encoding: chunked ; a\r\n"), 400);
+        assert_eq!(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn host_rules() {
+        let h = |host: &str| status(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+        for ok in [
+            "example.com",
+            "example.com:8080",
+            "127.0.0.1",
+            "127.0.0.1:80",
+            "[::1]",
+            "[::1]:8080",
+            "a-b.c_d~e",
+            "xn--bcher-kva.example",
+            "host:",
+        ] {
+            assert_eq!(h(ok), 200, "{ok}");
+        }
+        for bad in [
+            "user@host",
+            "host/x",
+            "a.com, b.com",
+            "a.com,b.com",
+            "host:80x",
+            "[::1",
+            "[]",
+            "[::1]x",
+            "ho st",
+            "host?q",
+            "host#f",
+        ] {
+            assert_eq!(h(bad), 400, "{bad}");
+        }
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+            400,
+            "empty Host, origin-form"
+        );
+        assert_eq!(
+            status("GET http://a/b HTTP/1.1\r\nHost:\r\n\r\n"),
+            200,
+            "empty Host, absolute-form"
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+        assert_eq!(status("GET / HTTP/1.0\r\n\r\n"), 200);
+    }
+
+    #[test]
+    fn request_line_and_version_rules() {
+        assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/3.1\r\nHost: a\r\n\r\n"), 505);
+        assert_eq!(status("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 505);
+        for bad in [
+            "GET /a b HTTP/1.1",
+            "GET / HTTP/1",
+            "GET / HTTP/01.1",
+            "GET / HTTP/ 1.1",
+            "GET / http/1.1",
+            "GET / HTTP/1.1x",
+            "GET / HTTP/1.10",
+            "GET  / HTTP/1.1",
+            "GET / HTTP/1.1 ",
+        ] {
+            assert_eq!(status(&format!("{bad}\r\nHost: a\r\n\r\n")), 400, "{bad:?}");
+        }
+        let h = parse("GET / HTTP/1.2\r\nHost: a\r\n\r\n").unwrap().unwrap();
+        assert_eq!(h.minor, 1, "a later minor is served as 1.1");
+        assert!(h.keep_alive);
+        assert_eq!(h.fields.as_slice().len(), 1);
+        assert_eq!(
+            status("GET / HTTP/1.9\r\nHost: a\r\n"),
+            0,
+            "incomplete: wait for the rest"
+        );
+        assert_eq!(status("GET / HTTP/1.9\r\n\r\n"), 400, "served as 1.1: Host is required");
+        for bad in ["/a\x01", "/caf\u{e9}", "/a#frag", "/\x7f"] {
+            assert_eq!(
+                status(&format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n")),
+                400,
+                "{bad:?}"
+            );
+        }
+        let long_method = "A".repeat(100 * 1024);
+        assert_eq!(status(&long_method), 400, "a method longer than any: 400, not 414");
+        assert_eq!(
+            status(&format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(33))),
+            400
+        );
+        assert_eq!(
+            status(&format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(32))),
+            200
+        );
+    }
+
+    #[test]
+    fn asterisk_form() {
+        assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(
+            parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap().form,
+            TargetForm::Asterisk
+        );
+        assert_eq!(status("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("DELETE * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    }
+
+    #[test]
+    fn bare_lf_is_refused_everywhere_in_the_head() {
+        for bad in [
+            "GET / HTTP/1.1\nHost: a\r\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\n\r\n",
+            "GET / HTTP/1.1\r\nHost: a\r\n\n",
+            "GET / HTTP/1.1\r\nHost: a\r\nX: y\nZ: w\r\n\r\n",
+            "GET / HTTP/1.0\n\n",
+            "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert_eq!(status(bad), 400, "{bad:?}");
+        }
+        assert_eq!(
+            status("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+            200,
+            "a leading empty line is ignored"
+        );
+    }
+
+    #[test]
+    fn underscores_and_singletons() {
+        let h = parse("GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\nX-A: b\r\n\r\n")
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.fields.as_slice().len(), 2, "the underscore field is dropped");
+        assert_eq!(h.body, BodyKind::None);
+        let keep = HeadRules {
+            underscores: true,
+            ..RULES
+        };
+        let h = parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: x\r\n\r\n", keep)
+            .unwrap()
+            .unwrap();
+        assert_eq!(h.fields.as_slice().len(), 2, "kept when configured");
+        assert_eq!(h.body, BodyKind::None, "never read as framing");
+        assert_eq!(
+            status("POST / HTTP/1.1\r\nHost: a\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nauthorization: b\r\n\r\n"),
+            400
+        );
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nAccept: a\r\nAccept: b\r\n\r\n"),
+            200
+        );
+    }
+
+    #[test]
+    fn syntax_rules() {
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+            400,
+            "whitespace before colon"
+        );
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n  folded\r\n\r\n"),
+            400,
+            "obs-fold"
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 400, "bare CR");
+        assert_eq!(
+            status("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"),
+            400,
+            "control byte"
+        );
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n"), 400, "DEL");
+        assert_eq!(status("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03"), 400, "TLS hello");
+        assert_eq!(status("GET noslash HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+        assert_eq!(status("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"), 200);
+        assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
+    }
+
+    #[test]
+    fn keep_alive_rules() {
+        let ka = |s: &str| parse(s).unwrap().unwrap().keep_alive;
+        assert!(ka("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+        assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+        assert!(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+        assert!(!ka(
+            "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"
+        ));
+    }
+
+    #[test]
+    fn limits() {
+        let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
+        assert_eq!(status(&long_target), 414);
+        assert_eq!(status(&format!("GET /{}", "a".repeat(9000))), 414);
+        let big_headers = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "b".repeat(9000));
+        assert_eq!(status(&big_headers), 431);
+        let many: String = (0..70).map(|i| format!("X{i}: v\r\n")).collect();
+        assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), 431);
+    }
+}
