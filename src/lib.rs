@@ -1,10 +1,12 @@
-//! solo: a single-threaded epoll/kqueue reactor, an async runtime and (soon)
-//! an HTTP/1.1 server, written from scratch on `mio`.
+//! solo: a single-threaded epoll/kqueue reactor, an async runtime and an
+//! HTTP/1.1 server, written from scratch on `mio`.
 //!
 //! Read the source in this order: [`timer`] (the wheel), `reactor` (one poll,
-//! one slab of sources), `task` (one allocation per task, its waker),
-//! `executor` (the loop turn), then [`time`], [`net`] and [`sync`], which are
-//! small users of the first four. `docs/architecture.md` draws the whole.
+//! one slab of sources), `coop` (the per-poll budget), `task` (one allocation
+//! per task, its waker), `executor` (the loop turn), then [`time`], [`net`]
+//! and [`sync`], which are small users of the first four, and [`http`], whose
+//! own docs list its files in dependency order. `docs/walkthrough.md` follows
+//! one request through all of it; `docs/architecture.md` draws the whole.
 //!
 //! ```
 //! use std::time::Duration;

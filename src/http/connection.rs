@@ -521,7 +521,9 @@ impl<T: Transport> Connection<T> {
                     return Step::Close;
                 }
                 if self.body.is_some() {
+                    // A change of state: the next round closes (or lingers).
                     self.body_failed(BodyError::Closed, t);
+                    moved = true;
                 }
             }
             if !moved {

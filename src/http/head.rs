@@ -356,14 +356,15 @@ fn check_version_line(buf: &[u8]) -> Result<bool, HeadError> {
     let Some(end) = buf.iter().position(|&b| b == b'\n') else {
         // httparse stops at the first wrong byte of a version, even before
         // the line ends: `HTTP/2` may still become `HTTP/2.0` (505).
-        let version = buf.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
+        let line = buf.strip_suffix(b"\r").unwrap_or(buf);
+        let version = line.rsplit(|&b| b == b' ').next().unwrap_or(&[]);
         let shape = b"HTTP/0.0";
         let plausible = version.len() <= shape.len()
             && version
                 .iter()
                 .zip(shape)
                 .all(|(&b, &s)| if s == b'0' { b.is_ascii_digit() } else { b == s });
-        return if plausible && buf.iter().filter(|&&b| b == b' ').count() == 2 {
+        return if plausible && line.iter().filter(|&&b| b == b' ').count() == 2 {
             Ok(false)
         } else {
             Err(HeadError::Bad("malformed request line"))
@@ -439,7 +440,14 @@ pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, H
 /// An incomplete head: wait for more, unless what is there already cannot
 /// become a valid head within the limits.
 fn partial(buf: &[u8], max_head: usize) -> Result<Option<Head>, HeadError> {
-    let method_len = buf.iter().take(MAX_METHOD_LEN + 1).take_while(|&&b| b != b' ').count();
+    // Empty lines before the request line are skipped (and checked once the
+    // head is complete), as httparse does.
+    let start = buf.iter().take_while(|&&b| b == b'\r' || b == b'\n').count();
+    let method_len = buf[start..]
+        .iter()
+        .take(MAX_METHOD_LEN + 1)
+        .take_while(|&&b| b != b' ')
+        .count();
     if method_len > MAX_METHOD_LEN {
         return Err(HeadError::Bad("method too long"));
     }
@@ -795,6 +803,14 @@ mod tests {
             0,
             "incomplete: wait for the rest"
         );
+        let full = "GET / HTTP/1.2\r\nHost: a\r\n\r\n";
+        for cut in 0..full.len() {
+            assert_eq!(status(&full[..cut]), 0, "a later minor cut at {cut}");
+        }
+        let full = "GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+        for cut in 6..full.len() {
+            assert!([0, 505].contains(&status(&full[..cut])), "HTTP/2.0 cut at {cut}");
+        }
         assert_eq!(status("GET / HTTP/1.9\r\n\r\n"), 400, "served as 1.1: Host is required");
         for bad in ["/a\x01", "/caf\u{e9}", "/a#frag", "/\x7f"] {
             assert_eq!(

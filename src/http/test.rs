@@ -657,6 +657,19 @@ mod tests {
         }
     }
 
+    /// Found by the connection fuzzer: the client's FIN in the middle of a
+    /// body whose request was already answered closes at once, holding no
+    /// buffer meanwhile.
+    #[test]
+    fn fin_mid_body_after_the_answer_closes() {
+        let mut client = TestClient::new(app());
+        let c = client.connect();
+        client.send(c, b"LOST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 99\r\n\r\n");
+        assert_eq!(client.responses(c)[0].status, 405);
+        client.shutdown_write(c);
+        assert!(client.is_closed(c));
+    }
+
     /// Defect 2 and 5: a malformed chunked body gets 400 and a close at
     /// once, never a wait for the body timeout.
     #[test]
