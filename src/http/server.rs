@@ -104,12 +104,7 @@ impl Server {
         listener.set_nonblocking(true)?;
         Ok(Server {
             listener: Some(listener),
-            router: Router::default(),
-            before: Vec::new(),
-            after: Vec::new(),
-            config: Config::default(),
-            shutdown: ShutdownHandle::new(),
-            counters: Rc::new(Counters::default()),
+            ..Server::new()
         })
     }
 
