@@ -135,13 +135,8 @@ impl Core {
         CURRENT.try_with(|c| c.borrow().clone()).ok().flatten()
     }
 
-    /// Milliseconds since the runtime started, rounded down: a timer whose
-    /// tick is at or before this is due.
-    pub(crate) fn now_tick(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
-    }
-
-    /// The tick of `instant`, rounded down (as `now_tick` is).
+    /// The tick of `instant`: milliseconds since the runtime started, rounded
+    /// down (a timer whose tick is at or before it is due).
     pub(crate) fn tick_at(&self, instant: Instant) -> u64 {
         instant.saturating_duration_since(self.start).as_millis() as u64
     }
@@ -154,6 +149,17 @@ impl Core {
             ms + 1
         } else {
             ms
+        }
+    }
+
+    /// The tick a timer set `after` from `from` must fire at: never early
+    /// (`deadline_tick` rounds up), and a zero delay is due at once (rounding
+    /// it up would make it wait for the next tick).
+    pub(crate) fn tick_after(&self, from: Instant, after: Duration) -> u64 {
+        if after.is_zero() {
+            self.tick_at(from)
+        } else {
+            self.deadline_tick(from + after)
         }
     }
 

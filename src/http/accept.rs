@@ -47,7 +47,7 @@ impl Acceptor {
             .reactor
             .register_driven(&mut listener, Interest::READABLE, acceptor.clone(), 0)?;
         *acceptor.listener.borrow_mut() = Some((listener, token));
-        driver.notify_on_close(acceptor.clone());
+        driver.set_acceptor(acceptor.clone());
         // The first edge may have come before registration finished.
         if acceptor.accept() == Dispatch::Again {
             acceptor.retry_after(Duration::ZERO);
@@ -126,13 +126,8 @@ impl Acceptor {
             return;
         }
         let core = &self.driver.core;
-        let now = core.reactor.now();
-        let tick = if after.is_zero() {
-            core.tick_at(now)
-        } else {
-            core.deadline_tick(now + after)
-        };
-        let Some(me) = self.driver.acceptor_handle() else {
+        let tick = core.tick_after(core.reactor.now(), after);
+        let Some(me) = self.driver.acceptor() else {
             return;
         };
         core.timers.borrow_mut().insert(tick, Expiry::Call(me, 0));

@@ -111,9 +111,9 @@ pub(crate) struct Driver<T> {
     /// Connections to drive again on the `Resume` timer: `(key, id)`.
     resumed: RefCell<Vec<(usize, u32)>>,
     resume_armed: Cell<bool>,
-    /// Told (on a zero timer) when a connection closes: the acceptor,
-    /// paused at the connection limit or out of descriptors.
-    on_close: RefCell<Option<Rc<dyn TimerTarget>>>,
+    /// The acceptor, as a timer target: told (on a zero timer) when a
+    /// connection closes while it is paused, and woken by its back-off.
+    acceptor: RefCell<Option<Rc<dyn TimerTarget>>>,
     pub(crate) accept_paused: Cell<bool>,
     /// Woken when the last connection of a draining server closes.
     pub(crate) serve_waker: RefCell<Option<Waker>>,
@@ -132,7 +132,7 @@ impl<T: Source> Driver<T> {
             next_id: Cell::new(0),
             resumed: RefCell::new(Vec::new()),
             resume_armed: Cell::new(false),
-            on_close: RefCell::new(None),
+            acceptor: RefCell::new(None),
             accept_paused: Cell::new(false),
             serve_waker: RefCell::new(None),
             timers: RefCell::new(Vec::new()),
@@ -144,14 +144,14 @@ impl<T: Source> Driver<T> {
         self.set_timer(Duration::from_secs(1), TimerId::Date);
     }
 
-    /// Who to tell when a connection closes while accepting is paused.
-    pub(crate) fn notify_on_close(&self, target: Rc<dyn TimerTarget>) {
-        *self.on_close.borrow_mut() = Some(target);
+    /// Sets the acceptor, told when a connection closes while it is paused.
+    pub(crate) fn set_acceptor(&self, target: Rc<dyn TimerTarget>) {
+        *self.acceptor.borrow_mut() = Some(target);
     }
 
-    /// The acceptor, as a timer target (for its back-off timer).
-    pub(crate) fn acceptor_handle(&self) -> Option<Rc<dyn TimerTarget>> {
-        self.on_close.borrow().clone()
+    /// The acceptor, as a timer target.
+    pub(crate) fn acceptor(&self) -> Option<Rc<dyn TimerTarget>> {
+        self.acceptor.borrow().clone()
     }
 
     /// The slab key the next connection will get.
@@ -211,20 +211,12 @@ impl<T: Source> Driver<T> {
         let readable = ready.intersects(Ready::READABLE | Ready::READ_CLOSED | Ready::ERROR);
         let writable = ready.intersects(Ready::WRITABLE | Ready::WRITE_CLOSED | Ready::ERROR);
         let closed = ready.intersects(Ready::READ_CLOSED | Ready::ERROR);
-        match self.apply(key, |c, t| {
+        self.apply(key, |c, t| {
             c.ready(readable, writable, closed);
             c.advance(t)
-        }) {
-            Applied::Again => Dispatch::Again,
-            _ => Dispatch::Done,
-        }
-    }
-
-    /// Advances connection `key` as far as it goes.
-    pub(crate) fn drive(self: &Rc<Self>, key: usize) {
-        if self.apply(key, |c, t| c.advance(t)) == Applied::Again {
-            self.resume_key(key);
-        }
+        });
+        // A connection that spent its budget is resumed next turn by `apply`.
+        Dispatch::Done
     }
 
     /// Runs `f` on connection `key` and applies the step it returns: arms
@@ -264,7 +256,10 @@ impl<T: Source> Driver<T> {
                     return Applied::Waiting;
                 }
                 Step::Again(deadline) => {
+                    // Budget spent with work left: go on next turn.
                     self.arm(key, slot, deadline);
+                    drop(conns);
+                    self.resume(key, id);
                     return Applied::Again;
                 }
                 Step::Close => {
@@ -356,13 +351,6 @@ impl<T: Source> Driver<T> {
         }
     }
 
-    fn resume_key(self: &Rc<Self>, key: usize) {
-        let id = self.conns.borrow().get(key).map(|s| s.id);
-        if let Some(id) = id {
-            self.resume(key, id);
-        }
-    }
-
     /// Removes a connection: cancels its timer, closes it (its task and
     /// body with it), deregisters and drops its transport.
     pub(crate) fn close(self: &Rc<Self>, key: usize) {
@@ -379,11 +367,9 @@ impl<T: Source> Driver<T> {
         if !self.exchange.draining.get() && self.accept_paused.replace(false) {
             // Below the limit again (or a descriptor was freed): tell the
             // acceptor on the next turn (once: it pauses again if need be).
-            if let Some(target) = self.acceptor_handle() {
-                self.core
-                    .timers
-                    .borrow_mut()
-                    .insert(self.core.now_tick(), Expiry::Call(target, 0));
+            if let Some(target) = self.acceptor() {
+                let tick = self.core.tick_at(self.core.reactor.now());
+                self.core.timers.borrow_mut().insert(tick, Expiry::Call(target, 0));
             }
         }
         if self.exchange.draining.get() && self.conns.borrow().is_empty() {
@@ -425,17 +411,11 @@ impl<T: Source> Driver<T> {
         for key in timers {
             drop(wheel.cancel(key));
         }
-        *self.on_close.borrow_mut() = None;
+        *self.acceptor.borrow_mut() = None;
     }
 
     fn set_timer(self: &Rc<Self>, after: Duration, what: TimerId) {
-        let now = self.core.reactor.now();
-        // A zero delay is due now (rounding it up would make it wait a tick).
-        let tick = if after.is_zero() {
-            self.core.tick_at(now)
-        } else {
-            self.core.deadline_tick(now + after)
-        };
+        let tick = self.core.tick_after(self.core.reactor.now(), after);
         let target: Rc<dyn TimerTarget> = self.clone();
         let key = self
             .core
@@ -471,9 +451,7 @@ impl<T: Source> TimerTarget for Driver<T> {
                 if let Some(slot) = self.conns.borrow_mut().get_mut(key) {
                     slot.timer = None; // fired
                 }
-                if self.apply(key, |c, t| c.on_deadline(t)) == Applied::Again {
-                    self.resume_key(key);
-                }
+                self.apply(key, |c, t| c.on_deadline(t));
             }
             TimerId::Date => {
                 self.exchange.date.borrow_mut().refresh();
@@ -485,13 +463,10 @@ impl<T: Source> TimerTarget for Driver<T> {
                 self.resume_armed.set(false);
                 let resumed = std::mem::take(&mut *self.resumed.borrow_mut());
                 for (key, id) in resumed {
-                    let applied = self.apply_if(key, Some(id), |c, t| {
+                    self.apply_if(key, Some(id), |c, t| {
                         c.body_resumed();
                         c.advance(t)
                     });
-                    if applied == Applied::Again {
-                        self.resume(key, id);
-                    }
                 }
             }
             TimerId::Shutdown => self.close_all(),
