@@ -122,9 +122,7 @@ impl Exchange {
             // `OPTIONS *`: the server's own capabilities (RFC 9110 §9.3.7).
             return Outcome::Respond(Response::status(204).header("Allow", self.router.allow_all()));
         }
-        let head_start = req.head_bytes().as_ptr() as usize;
-        let path = req.path();
-        let path_start = (path.as_ptr() as usize - head_start) as u32;
+        let (path, path_start) = req.path_in_head();
         let (endpoint, params) = match self.router.route(req.method(), path, path_start) {
             Routed::Found(endpoint, params) => (endpoint, params),
             Routed::NotFound => return Outcome::Respond(Response::text("Not Found").with_status(404)),

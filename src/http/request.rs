@@ -119,23 +119,37 @@ impl Request {
         as_str(slice(&self.head, self.target))
     }
 
-    pub(crate) fn head_bytes(&self) -> &Bytes {
-        &self.head
-    }
-
     /// The path, without the query; for an absolute-form target
     /// (`http://host/path`), the path part.
     pub fn path(&self) -> &str {
-        let target = self.target();
-        let target = if target.starts_with('/') {
-            target
-        } else if let Some(i) = target.find("://") {
+        as_str(self.path_in_head().0)
+    }
+
+    /// `path` as bytes, and where it starts in the head bytes: what routing
+    /// matches on, with no UTF-8 check and no `str` searcher per request (the
+    /// parser already refused anything but visible ASCII in the target).
+    ///
+    /// An absolute-form target without a path (`http://host`) has the path
+    /// `/`, which is not in the head: its position is the target's last byte,
+    /// so that a `*rest` capture (empty) lies at the target's end, in bounds.
+    pub(crate) fn path_in_head(&self) -> (&[u8], u32) {
+        let target = slice(&self.head, self.target);
+        let (path, start) = if target.first() == Some(&b'/') {
+            (target, self.target.0)
+        } else if let Some(i) = target.windows(3).position(|w| w == b"://") {
             // Absolute form: http://host/path
-            target[i + 3..].find('/').map_or("/", |j| &target[i + 3 + j..])
+            let after = i + 3;
+            match target[after..].iter().position(|&b| b == b'/') {
+                Some(j) => (&target[after + j..], self.target.0 + (after + j) as u32),
+                None => (&b"/"[..], self.target.1 - 1),
+            }
         } else {
-            target
+            (target, self.target.0)
         };
-        target.split_once('?').map_or(target, |(p, _)| p)
+        match path.iter().position(|&b| b == b'?') {
+            Some(q) => (&path[..q], start),
+            None => (path, start),
+        }
     }
 
     /// The raw query string (after `?`), if any.

@@ -28,9 +28,9 @@ struct Entry {
 }
 
 impl Entry {
-    fn matches(&self, path: &str, path_start: u32) -> Option<Params> {
+    fn matches(&self, path: &[u8], path_start: u32) -> Option<Params> {
         match &self.literal {
-            Some(literal) => (**literal == *path).then(Params::new),
+            Some(literal) => (literal.as_bytes() == path).then(Params::new),
             None => match_path(&self.pattern, path, path_start),
         }
     }
@@ -95,7 +95,7 @@ impl Router {
 
     /// Matches `path` (located at `path_start` in the head bytes, so that
     /// parameters can be kept as positions).
-    pub(crate) fn route(&self, method: Method, path: &str, path_start: u32) -> Routed<'_> {
+    pub(crate) fn route(&self, method: Method, path: &[u8], path_start: u32) -> Routed<'_> {
         let lookup = if method == Method::Head { Method::Get } else { method };
         let mut allowed: Vec<Method> = Vec::new();
         for entry in &self.routes {
@@ -141,11 +141,11 @@ fn allow_value(mut methods: Vec<Method>) -> String {
     names.join(", ")
 }
 
-fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params> {
-    let rest = path.strip_prefix('/')?;
+fn match_path(pattern: &[Segment], path: &[u8], path_start: u32) -> Option<Params> {
+    let rest = path.strip_prefix(b"/")?;
     let mut params = Params::new();
     let mut offset = path_start + 1;
-    let mut parts = rest.split('/');
+    let mut parts = rest.split(|&b| b == b'/');
     for seg in pattern {
         match seg {
             Segment::Rest(name) => {
@@ -159,7 +159,7 @@ fn match_path(pattern: &[Segment], path: &str, path_start: u32) -> Option<Params
             }
             Segment::Literal(lit) => {
                 let part = parts.next()?;
-                if part != &**lit {
+                if part != lit.as_bytes() {
                     return None;
                 }
                 offset += part.len() as u32 + 1;
@@ -188,7 +188,7 @@ mod tests {
     use super::*;
 
     fn params(pattern: &str, path: &str) -> Option<Vec<(String, String)>> {
-        match_path(&parse_pattern(pattern), path, 0).map(|ps| {
+        match_path(&parse_pattern(pattern), path.as_bytes(), 0).map(|ps| {
             ps.as_slice()
                 .iter()
                 .map(|p| {
@@ -213,7 +213,7 @@ mod tests {
             for path in paths {
                 assert_eq!(
                     pattern == path,
-                    match_path(&parse_pattern(pattern), path, 0).is_some(),
+                    match_path(&parse_pattern(pattern), path.as_bytes(), 0).is_some(),
                     "{pattern:?} against {path:?}"
                 );
             }
@@ -226,15 +226,15 @@ mod tests {
         r.add(Method::Get, "/a", |_req: super::super::request::Request| async { "a" });
         r.add(Method::Post, "/a", |_req: super::super::request::Request| async { "a" });
         r.add(Method::Post, "/b", |_req: super::super::request::Request| async { "b" });
-        match r.route(Method::Put, "/a", 0) {
+        match r.route(Method::Put, b"/a", 0) {
             Routed::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST, HEAD, OPTIONS"),
             _ => panic!("expected 405"),
         }
-        match r.route(Method::Options, "/b", 0) {
+        match r.route(Method::Options, b"/b", 0) {
             Routed::Options(allow) => assert_eq!(allow, "POST, OPTIONS"),
             _ => panic!("expected OPTIONS"),
         }
-        assert!(matches!(r.route(Method::Options, "/c", 0), Routed::NotFound));
+        assert!(matches!(r.route(Method::Options, b"/c", 0), Routed::NotFound));
         assert_eq!(r.allow_all(), "GET, POST, HEAD, OPTIONS");
     }
 

@@ -377,3 +377,40 @@ fn head_requests_get_no_body_and_pipelines_keep_order() {
     assert_eq!(r[1].body, b"slow");
     assert_eq!(r[2].body, b"hi");
 }
+
+/// Routing matches the path's bytes: a query, an absolute-form target, and
+/// one with no path at all route as their path does.
+#[test]
+fn routing_matches_the_path_of_every_target_form() {
+    let server = Server::new()
+        .get("/", |_req: Request| async { Response::text("root") })
+        .get("/users/:id", |req: Request| async move {
+            Response::text(format!("{}|{}", req.param("id").unwrap(), req.path()))
+        });
+    let mut client = TestClient::new(server);
+    for (target, body) in [
+        ("/users/42?tab=x", "42|/users/42"),
+        ("http://example.com/users/7?q", "7|/users/7"),
+        ("https://example.com", "root"),
+        ("/?a=b", "root"),
+        ("/users/a%20b", "a%20b|/users/a%20b"),
+    ] {
+        let r = client.request(format!("GET {target} HTTP/1.1\r\nHost: example.com\r\n\r\n").as_bytes());
+        assert_eq!(r.text(), body, "{target}");
+    }
+    assert_eq!(client.get("/users/").status, 404);
+}
+
+/// `*rest` under an absolute-form target with no path captures "" (its
+/// position once fell outside the head).
+#[test]
+fn a_rest_capture_of_an_absolute_form_without_a_path_is_empty() {
+    let server = Server::new().get("/*rest", |req: Request| async move {
+        Response::text(format!("[{}]", req.param("rest").unwrap()))
+    });
+    let mut client = TestClient::new(server);
+    let r = client.request(b"GET http://example.com HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!(r.text(), "[]");
+    let r = client.request(b"GET http://example.com/a/b?c HTTP/1.1\r\nHost: example.com\r\n\r\n");
+    assert_eq!(r.text(), "[a/b]");
+}
