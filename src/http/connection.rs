@@ -54,6 +54,7 @@
 //! ([`Connection::on_deadline`]). So a busy keep-alive connection costs no
 //! timer operation per request.
 
+use std::ops::ControlFlow;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -510,8 +511,8 @@ impl<T: Transport> Connection<T> {
             // 5. Consume input: body bytes, then every request that may be
             //    answered now.
             match self.process(t) {
-                Ok(m) => moved |= m,
-                Err(start) => return Step::Start(start),
+                ControlFlow::Continue(m) => moved |= m,
+                ControlFlow::Break(start) => return Step::Start(start),
             }
             // 6. The client stopped sending.
             if self.io.eof {
@@ -540,42 +541,42 @@ impl<T: Transport> Connection<T> {
         }
     }
 
-    /// Consumes buffered input. `Ok(moved)`, or `Err(start)` when a request
-    /// needs a task before anything else may happen.
-    fn process(&mut self, t: &Turn) -> Result<bool, Start> {
+    /// Consumes buffered input: `Continue(moved)`, or `Break(start)` when a
+    /// request needs a task before anything else may happen.
+    fn process(&mut self, t: &Turn) -> ControlFlow<Start, bool> {
         let mut moved = false;
         loop {
             if let Some(body) = &mut self.body {
                 let Some(bufs) = self.io.bufs_mut().filter(|b| !b.read.is_empty()) else {
-                    return Ok(moved);
+                    return ControlFlow::Continue(moved);
                 };
                 moved = true;
                 match body.feed(&mut bufs.read) {
                     Ok(true) => self.body = None, // complete: the next request may come
-                    Ok(false) => return Ok(moved),
+                    Ok(false) => return ControlFlow::Continue(moved),
                     Err(e) => {
                         self.body_failed(e, t);
-                        return Ok(true);
+                        return ControlFlow::Continue(true);
                     }
                 }
                 continue;
             }
             if !self.ready_for_next() || self.io.input().is_empty() || !self.stream_has_room(&t.exchange.config) {
-                return Ok(moved);
+                return ControlFlow::Continue(moved);
             }
             match head::parse_head(self.io.input(), t.exchange.config.head_rules()) {
-                Ok(None) => return Ok(moved),
+                Ok(None) => return ControlFlow::Continue(moved),
                 Err(e) => {
                     add(&t.exchange.counters.parse_errors, 1);
                     add(&t.exchange.counters.requests, 1);
                     self.clear_input();
                     self.reject(e.status(), e.reason(), t);
-                    return Ok(true);
+                    return ControlFlow::Continue(true);
                 }
                 Ok(Some(head)) => {
                     moved = true;
                     if let Some(start) = self.begin_request(head, t) {
-                        return Err(start);
+                        return ControlFlow::Break(start);
                     }
                 }
             }

@@ -1,0 +1,278 @@
+//! The head parser's tests: every rule of `head.rs`, by the status it gives.
+use super::*;
+
+const RULES: HeadRules = HeadRules {
+    max_head: 8192,
+    underscores: false,
+};
+
+fn parse(s: &str) -> Result<Option<Head>, HeadError> {
+    parse_head(s.as_bytes(), RULES)
+}
+
+fn status(s: &str) -> u16 {
+    match parse(s) {
+        Ok(Some(_)) => 200,
+        Ok(None) => 0,
+        Err(e) => e.status(),
+    }
+}
+
+#[test]
+fn simple_get() {
+    let h = parse("GET /a?b=c HTTP/1.1\r\nHost: x\r\n\r\n").unwrap().unwrap();
+    assert_eq!(h.method, Method::Get);
+    assert_eq!(h.minor, 1);
+    assert_eq!(h.body, BodyKind::None);
+    assert_eq!(h.form, TargetForm::Origin);
+    assert!(h.keep_alive);
+    assert_eq!(h.fields.as_slice().len(), 1);
+}
+
+#[test]
+fn incomplete_heads_ask_for_more() {
+    let full = "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n";
+    for cut in 0..full.len() {
+        assert!(parse(&full[..cut]).unwrap().is_none(), "cut at {cut}");
+    }
+    assert_eq!(parse(full).unwrap().unwrap().body, BodyKind::Length(3));
+}
+
+#[test]
+fn framing_rules() {
+    let h = |extra: &str| status(&format!("POST / HTTP/1.1\r\nHost: x\r\n{extra}\r\n"));
+    assert_eq!(h("Content-Length: 5\r\nTransfer-Encoding: chunked\r\n"), 400);
+    assert_eq!(h("Content-Length: 5\r\nContent-Length: 6\r\n"), 400);
+    assert_eq!(h("Content-Length: 5\r\nContent-Length: 5\r\n"), 200);
+    assert_eq!(h("Content-Length: 5, 5\r\n"), 200);
+    assert_eq!(h("Content-Length: 5, 6\r\n"), 400);
+    assert_eq!(h("Content-Length: +5\r\n"), 400);
+    assert_eq!(h("Content-Length: -1\r\n"), 400);
+    assert_eq!(h("Content-Length: 0x10\r\n"), 400);
+    assert_eq!(h("Content-Length: 99999999999999999999\r\n"), 400);
+    assert_eq!(h("Content-Length: \r\n"), 400);
+    assert_eq!(h("Transfer-Encoding: chunked\r\n"), 200);
+    assert_eq!(h("Transfer-Encoding: gzip\r\n"), 501);
+    assert_eq!(h("Transfer-Encoding: chunked, gzip\r\n"), 400);
+    assert_eq!(h("Transfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n"), 400);
+    assert_eq!(h("Transfer-Encoding: gzip, chunked\r\n"), 501);
+    assert_eq!(
+        h("Transfer-Encoding: chunked;ext=val\r\n"),
+        400,
+        "chunked takes no parameters"
+    );
+    assert_eq!(h("Transfer-Encoding: chunked ; a\r\n"), 400);
+    assert_eq!(status("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n"), 400);
+}
+
+#[test]
+fn host_rules() {
+    let h = |host: &str| status(&format!("GET / HTTP/1.1\r\nHost: {host}\r\n\r\n"));
+    for ok in [
+        "example.com",
+        "example.com:8080",
+        "127.0.0.1",
+        "127.0.0.1:80",
+        "[::1]",
+        "[::1]:8080",
+        "a-b.c_d~e",
+        "xn--bcher-kva.example",
+        "host:",
+    ] {
+        assert_eq!(h(ok), 200, "{ok}");
+    }
+    for bad in [
+        "user@host",
+        "host/x",
+        "a.com, b.com",
+        "a.com,b.com",
+        "host:80x",
+        "[::1",
+        "[]",
+        "[::1]x",
+        "ho st",
+        "host?q",
+        "host#f",
+    ] {
+        assert_eq!(h(bad), 400, "{bad}");
+    }
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost:\r\n\r\n"),
+        400,
+        "empty Host, origin-form"
+    );
+    assert_eq!(
+        status("GET http://a/b HTTP/1.1\r\nHost:\r\n\r\n"),
+        200,
+        "empty Host, absolute-form"
+    );
+    assert_eq!(status("GET / HTTP/1.1\r\n\r\n"), 400);
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 400);
+    assert_eq!(status("GET / HTTP/1.0\r\n\r\n"), 200);
+}
+
+#[test]
+fn request_line_and_version_rules() {
+    assert_eq!(status("GET / HTTP/2.0\r\nHost: a\r\n\r\n"), 505);
+    assert_eq!(status("GET / HTTP/3.1\r\nHost: a\r\n\r\n"), 505);
+    assert_eq!(status("GET / HTTP/0.9\r\nHost: a\r\n\r\n"), 505);
+    for bad in [
+        "GET /a b HTTP/1.1",
+        "GET / HTTP/1",
+        "GET / HTTP/01.1",
+        "GET / HTTP/ 1.1",
+        "GET / http/1.1",
+        "GET / HTTP/1.1x",
+        "GET / HTTP/1.10",
+        "GET  / HTTP/1.1",
+        "GET / HTTP/1.1 ",
+    ] {
+        assert_eq!(status(&format!("{bad}\r\nHost: a\r\n\r\n")), 400, "{bad:?}");
+    }
+    let h = parse("GET / HTTP/1.2\r\nHost: a\r\n\r\n").unwrap().unwrap();
+    assert_eq!(h.minor, 1, "a later minor is served as 1.1");
+    assert!(h.keep_alive);
+    assert_eq!(h.fields.as_slice().len(), 1);
+    assert_eq!(
+        status("GET / HTTP/1.9\r\nHost: a\r\n"),
+        0,
+        "incomplete: wait for the rest"
+    );
+    let full = "GET / HTTP/1.2\r\nHost: a\r\n\r\n";
+    for cut in 0..full.len() {
+        assert_eq!(status(&full[..cut]), 0, "a later minor cut at {cut}");
+    }
+    let full = "GET / HTTP/2.0\r\nHost: a\r\n\r\n";
+    for cut in 6..full.len() {
+        assert!([0, 505].contains(&status(&full[..cut])), "HTTP/2.0 cut at {cut}");
+    }
+    assert_eq!(status("GET / HTTP/1.9\r\n\r\n"), 400, "served as 1.1: Host is required");
+    for bad in ["/a\x01", "/caf\u{e9}", "/a#frag", "/\x7f"] {
+        assert_eq!(
+            status(&format!("GET {bad} HTTP/1.1\r\nHost: a\r\n\r\n")),
+            400,
+            "{bad:?}"
+        );
+    }
+    let long_method = "A".repeat(100 * 1024);
+    assert_eq!(status(&long_method), 400, "a method longer than any: 400, not 414");
+    assert_eq!(
+        status(&format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(33))),
+        400
+    );
+    assert_eq!(
+        status(&format!("{} / HTTP/1.1\r\nHost: a\r\n\r\n", "A".repeat(32))),
+        200
+    );
+}
+
+#[test]
+fn asterisk_form() {
+    assert_eq!(status("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+    assert_eq!(
+        parse("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n").unwrap().unwrap().form,
+        TargetForm::Asterisk
+    );
+    assert_eq!(status("GET * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(status("DELETE * HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(status("OPTIONS *x HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+}
+
+#[test]
+fn bare_lf_is_refused_everywhere_in_the_head() {
+    for bad in [
+        "GET / HTTP/1.1\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\r\n\n",
+        "GET / HTTP/1.1\r\nHost: a\r\nX: y\nZ: w\r\n\r\n",
+        "GET / HTTP/1.0\n\n",
+        "\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a\nX_Dropped: b\r\n\r\n",
+    ] {
+        assert_eq!(status(bad), 400, "{bad:?}");
+    }
+    assert_eq!(
+        status("\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n"),
+        200,
+        "a leading empty line is ignored"
+    );
+}
+
+#[test]
+fn underscores_and_singletons() {
+    let h = parse("GET / HTTP/1.1\r\nHost: a\r\nContent_Length: 5\r\nX-A: b\r\n\r\n")
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.fields.as_slice().len(), 2, "the underscore field is dropped");
+    assert_eq!(h.body, BodyKind::None);
+    let keep = HeadRules {
+        underscores: true,
+        ..RULES
+    };
+    let h = parse_head(b"GET / HTTP/1.1\r\nHost: a\r\nTransfer_Encoding: x\r\n\r\n", keep)
+        .unwrap()
+        .unwrap();
+    assert_eq!(h.fields.as_slice().len(), 2, "kept when configured");
+    assert_eq!(h.body, BodyKind::None, "never read as framing");
+    assert_eq!(
+        status("POST / HTTP/1.1\r\nHost: a\r\nContent-Type: a\r\nContent-Type: b\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost: a\r\nAuthorization: a\r\nauthorization: b\r\n\r\n"),
+        400
+    );
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost: a\r\nAccept: a\r\nAccept: b\r\n\r\n"),
+        200
+    );
+}
+
+#[test]
+fn syntax_rules() {
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost : a\r\n\r\n"),
+        400,
+        "whitespace before colon"
+    );
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost: a\r\nX: b\r\n  folded\r\n\r\n"),
+        400,
+        "obs-fold"
+    );
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: a\rX: b\r\n\r\n"), 400, "bare CR");
+    assert_eq!(
+        status("GET / HTTP/1.1\r\nHost: a\r\nX: a\x01b\r\n\r\n"),
+        400,
+        "control byte"
+    );
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nX: a\x7fb\r\n\r\n"), 400, "DEL");
+    assert_eq!(status("\x16\x03\x01\x02\x00\x01\x00\x01\x7c\x03\x03"), 400, "TLS hello");
+    assert_eq!(status("GET noslash HTTP/1.1\r\nHost: a\r\n\r\n"), 400);
+    assert_eq!(status("GET http://a/b HTTP/1.1\r\nHost: a\r\n\r\n"), 200);
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n"), 200);
+    assert_eq!(status("GET / HTTP/1.1\r\nHost: a\r\nExpect: magic\r\n\r\n"), 417);
+}
+
+#[test]
+fn keep_alive_rules() {
+    let ka = |s: &str| parse(s).unwrap().unwrap().keep_alive;
+    assert!(ka("GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+    assert!(!ka("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n"));
+    assert!(!ka("GET / HTTP/1.0\r\n\r\n"));
+    assert!(ka("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n"));
+    assert!(!ka(
+        "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, close\r\n\r\n"
+    ));
+}
+
+#[test]
+fn limits() {
+    let long_target = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(9000));
+    assert_eq!(status(&long_target), 414);
+    assert_eq!(status(&format!("GET /{}", "a".repeat(9000))), 414);
+    let big_headers = format!("GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n", "b".repeat(9000));
+    assert_eq!(status(&big_headers), 431);
+    let many: String = (0..70).map(|i| format!("X{i}: v\r\n")).collect();
+    assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), 431);
+}
