@@ -276,3 +276,24 @@ fn limits() {
     let many: String = (0..70).map(|i| format!("X{i}: v\r\n")).collect();
     assert_eq!(status(&format!("GET / HTTP/1.1\r\nHost: a\r\n{many}\r\n")), 431);
 }
+
+#[test]
+fn the_word_at_a_time_byte_search_agrees_with_a_loop() {
+    let mut inputs: Vec<Vec<u8>> = Vec::new();
+    for len in 0..40 {
+        for pos in 0..len {
+            for b in [b'#', b'_', 0x80, 0xff, b'"', 0x7e, 0x22, 0x24] {
+                let mut v = vec![b'a'; len];
+                v[pos] = b;
+                inputs.push(v);
+            }
+        }
+        inputs.push(vec![b'z'; len]);
+    }
+    for v in inputs {
+        for needle in [b'#', b'_'] {
+            let want = v.iter().any(|&b| b == needle || b >= 0x80);
+            assert_eq!(has_byte_or_non_ascii(&v, needle), want, "{v:?} {needle}");
+        }
+    }
+}
