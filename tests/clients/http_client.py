@@ -53,7 +53,13 @@ check(r.status == 404, "404 for an unknown path")
 conn.request("DELETE", "/")
 r = conn.getresponse()
 r.read()
-check(r.status == 405 and r.getheader("Allow") == "GET, HEAD", "405 with Allow")
+# OPTIONS is answered for every routed path, so Allow lists it.
+check(r.status == 405 and r.getheader("Allow") == "GET, HEAD, OPTIONS", "405 with Allow")
+
+conn.request("OPTIONS", "*")
+r = conn.getresponse()
+r.read()
+check(r.status == 204 and r.getheader("Allow") == "GET, POST, HEAD, OPTIONS", "OPTIONS * with Allow")
 
 s = socket.create_connection(("127.0.0.1", port), timeout=10)
 s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n")
