@@ -40,8 +40,9 @@ fn out_of_descriptors_backs_off_instead_of_spinning() {
         let stats = server.stats_handle();
         tx.send((server.local_addr().unwrap(), server.shutdown_handle()))
             .unwrap();
-        let r = server.run();
-        (r, stats.snapshot())
+        let rt = solo::Runtime::new().unwrap();
+        let r = rt.block_on(server.serve());
+        (r, stats.snapshot(), rt.stats().timers_pending)
     });
     let (addr, shutdown) = rx.recv().unwrap();
     // Clients connect first (the kernel completes the handshakes from the
@@ -101,9 +102,29 @@ fn out_of_descriptors_backs_off_instead_of_spinning() {
             "not served after the limit was lifted"
         );
     }
+    // Out of descriptors once more, and stopped inside the back-off: the
+    // acceptor's retry timer must not outlive `serve`.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
+    assert!(fd >= 0);
+    let old = set_soft_nofile(open_fds());
+    let last: TcpStream = unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = v4.port().to_be();
+        sin.sin_addr = libc::in_addr {
+            s_addr: u32::from_ne_bytes(v4.ip().octets()),
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::connect(fd, &sin as *const _ as *const libc::sockaddr, len), 0);
+        std::os::fd::FromRawFd::from_raw_fd(fd)
+    };
+    thread::sleep(Duration::from_millis(30)); // accept fails: a 100 ms back-off is set
     shutdown.stop_now();
-    let (result, stats) = server_thread.join().unwrap();
+    let (result, stats, timers_left) = server_thread.join().unwrap();
+    set_soft_nofile(old);
+    drop(last);
     result.unwrap();
+    assert_eq!(timers_left, 0, "a timer (the acceptor's back-off) outlived serve");
     assert!(
         stats.accept_errors > 0,
         "accept never failed: the test did not test anything"

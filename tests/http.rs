@@ -773,3 +773,47 @@ fn request_then_half_close_is_answered_and_closed_promptly() {
         );
     }
 }
+
+/// When `serve` ends, none of the server's timers stays in the wheel: the
+/// date refresh, the shutdown deadline, and the acceptor's (its resume after
+/// a close at the connection limit) are all cancelled, so nothing keeps the
+/// server alive or fires into a stopped one.
+#[test]
+fn serve_leaves_no_timer_behind() {
+    use solo::net::TcpStream;
+    let rt = solo::Runtime::new().unwrap();
+    rt.block_on(async {
+        let server = Server::bind("127.0.0.1:0")
+            .unwrap()
+            .config(Config {
+                max_connections: 1,
+                ..Config::default()
+            })
+            .get("/", |_req: Request| async { Response::text("hi") });
+        let addr = server.local_addr().unwrap();
+        let stop = server.shutdown_handle();
+        let serving = solo::spawn(server.serve());
+        let get = |mut c: TcpStream| async move {
+            c.write_all(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+                .await
+                .unwrap();
+            let mut reply = Vec::new();
+            let mut buf = [0u8; 1024];
+            loop {
+                match c.read(&mut buf).await.unwrap() {
+                    0 => return reply,
+                    n => reply.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let first = TcpStream::connect(addr).await.unwrap();
+        sleep(Duration::from_millis(20)).await;
+        // At the limit: the second waits in the backlog until the first closes.
+        let second = TcpStream::connect(addr).await.unwrap();
+        assert!(get(first).await.ends_with(b"hi"));
+        assert!(get(second).await.ends_with(b"hi"), "accepted once the first closed");
+        stop.shutdown();
+        serving.await.unwrap().unwrap();
+    });
+    assert_eq!(rt.stats().timers_pending, 0, "a timer outlived serve");
+}

@@ -15,7 +15,7 @@ use mio::{Interest, Token};
 
 use super::driver::Driver;
 use super::stats::add;
-use crate::executor::{Expiry, TimerTarget};
+use crate::executor::TimerTarget;
 use crate::reactor::{Dispatch, Driven, Ready};
 
 /// Connections accepted per readiness event before yielding to others.
@@ -125,12 +125,9 @@ impl Acceptor {
         if self.retry_set.replace(true) {
             return;
         }
-        let core = &self.driver.core;
-        let tick = core.tick_after(core.reactor.now(), after);
-        let Some(me) = self.driver.acceptor() else {
-            return;
-        };
-        core.timers.borrow_mut().insert(tick, Expiry::Call(me, 0));
+        if let Some(me) = self.driver.acceptor() {
+            self.driver.insert_timer(after, me, 0);
+        }
     }
 }
 

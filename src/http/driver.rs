@@ -117,7 +117,8 @@ pub(crate) struct Driver<T> {
     pub(crate) accept_paused: Cell<bool>,
     /// Woken when the last connection of a draining server closes.
     pub(crate) serve_waker: RefCell<Option<Waker>>,
-    /// The driver's own timers (date, resume, shutdown), cancelled at the end.
+    /// Server-wide timers (date, resume, shutdown, the acceptor's), cancelled
+    /// at the end.
     timers: RefCell<Vec<TimerKey>>,
 }
 
@@ -368,8 +369,7 @@ impl<T: Source> Driver<T> {
             // Below the limit again (or a descriptor was freed): tell the
             // acceptor on the next turn (once: it pauses again if need be).
             if let Some(target) = self.acceptor() {
-                let tick = self.core.tick_at(self.core.reactor.now());
-                self.core.timers.borrow_mut().insert(tick, Expiry::Call(target, 0));
+                self.insert_timer(Duration::ZERO, target, 0);
             }
         }
         if self.exchange.draining.get() && self.conns.borrow().is_empty() {
@@ -415,13 +415,15 @@ impl<T: Source> Driver<T> {
     }
 
     fn set_timer(self: &Rc<Self>, after: Duration, what: TimerId) {
-        let tick = self.core.tick_after(self.core.reactor.now(), after);
         let target: Rc<dyn TimerTarget> = self.clone();
-        let key = self
-            .core
-            .timers
-            .borrow_mut()
-            .insert(tick, Expiry::Call(target, what.to_data()));
+        self.insert_timer(after, target, what.to_data());
+    }
+
+    /// Sets a server-wide timer (the driver's own, or the acceptor's) that
+    /// `cancel_timers` cancels when the server stops.
+    pub(crate) fn insert_timer(&self, after: Duration, target: Rc<dyn TimerTarget>, data: usize) {
+        let tick = self.core.tick_after(self.core.reactor.now(), after);
+        let key = self.core.timers.borrow_mut().insert(tick, Expiry::Call(target, data));
         let mut timers = self.timers.borrow_mut();
         let wheel = self.core.timers.borrow();
         timers.retain(|k| wheel.contains(*k));
