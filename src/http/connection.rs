@@ -640,6 +640,7 @@ impl<T: Transport> Connection<T> {
 
     /// Queues the response to the request in progress.
     fn respond(&mut self, resp: crate::http::Response, reply: Reply, t: &Turn) -> Option<Start> {
+        debug_assert!(self.unanswered(), "a second response to one request");
         let written = t.exchange.write(self.io.bufs(t.pool), resp, reply);
         if written.close {
             self.close = Close::AfterWrite;
@@ -653,8 +654,17 @@ impl<T: Transport> Connection<T> {
         })
     }
 
+    /// Invariant 1's check: the request in progress has no response queued
+    /// yet (one whose body still arrives after its answer is `answered`).
+    /// Deciding to close is not answering: a handler still running when the
+    /// client stops sending answers for its request.
+    fn unanswered(&self) -> bool {
+        self.body.as_ref().is_none_or(|b| !b.answered)
+    }
+
     /// The server answers on its own (an error) and closes after.
     fn reject(&mut self, status: u16, reason: &'static str, t: &Turn) {
+        debug_assert!(self.unanswered(), "a second response to one request");
         let resp = t.exchange.error(status, reason);
         let written = t.exchange.write(self.io.bufs(t.pool), resp, Reply::CLOSE);
         debug_assert!(written.close && written.stream.is_none());
@@ -663,23 +673,25 @@ impl<T: Transport> Connection<T> {
 
     /// The body in progress cannot be completed.
     fn body_failed(&mut self, error: BodyError, t: &Turn) {
-        let Some(mut body) = self.body.take() else { return };
+        let Some(body) = self.body.as_mut() else { return };
         body.fail(error);
+        let answered = body.answered;
         // No byte after a broken body is a request.
         self.clear_input();
         if error != BodyError::Closed {
             add(&t.exchange.counters.parse_errors, 1);
         }
-        if body.answered || error == BodyError::Closed {
-            // Its response is queued (or the handler will answer the error
-            // it now sees): one response per request, so close after it.
-            self.close = Close::AfterWrite;
-            return;
+        if !answered && error != BodyError::Closed {
+            // The handler, if still running, is abandoned: its request is
+            // broken, and the connection answers for it (while the body is
+            // still here for `reject` to check it is unanswered).
+            self.abandon_task(t);
+            self.reject(error.status(), error.reason(), t);
         }
-        // The handler, if still running, is abandoned: its request is
-        // broken, and the connection answers for it.
-        self.abandon_task(t);
-        self.reject(error.status(), error.reason(), t);
+        // Otherwise its response is queued, or the handler answers the error
+        // it now sees: one response per request, so close after it.
+        self.body = None;
+        self.close = Close::AfterWrite;
     }
 
     /// Stops whatever task works for the connection.
