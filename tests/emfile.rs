@@ -30,6 +30,25 @@ fn open_fds() -> u64 {
         .unwrap()
 }
 
+/// Connects a socket made before the descriptor limit was lowered (a new
+/// one could not be made under it), as a `TcpStream`.
+fn connect_fd(fd: i32, to: std::net::SocketAddrV4) -> TcpStream {
+    // SAFETY: `fd` is a socket this test made and owns; the address is a
+    // local, fully initialised `sockaddr_in` of the size passed; on success
+    // the descriptor's ownership moves into the `TcpStream`.
+    unsafe {
+        let mut sin: libc::sockaddr_in = std::mem::zeroed();
+        sin.sin_family = libc::AF_INET as libc::sa_family_t;
+        sin.sin_port = to.port().to_be();
+        sin.sin_addr = libc::in_addr {
+            s_addr: u32::from_ne_bytes(to.ip().octets()),
+        };
+        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
+        assert_eq!(libc::connect(fd, &sin as *const _ as *const libc::sockaddr, len), 0);
+        std::os::fd::FromRawFd::from_raw_fd(fd)
+    }
+}
+
 #[test]
 fn out_of_descriptors_backs_off_instead_of_spinning() {
     let (tx, rx) = mpsc::channel();
@@ -62,20 +81,7 @@ fn out_of_descriptors_backs_off_instead_of_spinning() {
         unreachable!()
     };
     // SAFETY: an all-zero sockaddr_in, then filled in; connect reads it.
-    let more: Vec<TcpStream> = fds
-        .into_iter()
-        .map(|fd| unsafe {
-            let mut sin: libc::sockaddr_in = std::mem::zeroed();
-            sin.sin_family = libc::AF_INET as libc::sa_family_t;
-            sin.sin_port = v4.port().to_be();
-            sin.sin_addr = libc::in_addr {
-                s_addr: u32::from_ne_bytes(v4.ip().octets()),
-            };
-            let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-            assert_eq!(libc::connect(fd, &sin as *const _ as *const libc::sockaddr, len), 0);
-            std::os::fd::FromRawFd::from_raw_fd(fd)
-        })
-        .collect();
+    let more: Vec<TcpStream> = fds.into_iter().map(|fd| connect_fd(fd, v4)).collect();
     let cpu_before = process_usage().1;
     thread::sleep(Duration::from_millis(600));
     let cpu_used = process_usage().1 - cpu_before;
@@ -107,17 +113,7 @@ fn out_of_descriptors_backs_off_instead_of_spinning() {
     let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM, 0) };
     assert!(fd >= 0);
     let old = set_soft_nofile(open_fds());
-    let last: TcpStream = unsafe {
-        let mut sin: libc::sockaddr_in = std::mem::zeroed();
-        sin.sin_family = libc::AF_INET as libc::sa_family_t;
-        sin.sin_port = v4.port().to_be();
-        sin.sin_addr = libc::in_addr {
-            s_addr: u32::from_ne_bytes(v4.ip().octets()),
-        };
-        let len = std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t;
-        assert_eq!(libc::connect(fd, &sin as *const _ as *const libc::sockaddr, len), 0);
-        std::os::fd::FromRawFd::from_raw_fd(fd)
-    };
+    let last = connect_fd(fd, v4);
     thread::sleep(Duration::from_millis(30)); // accept fails: a 100 ms back-off is set
     shutdown.stop_now();
     let (result, stats, timers_left) = server_thread.join().unwrap();
