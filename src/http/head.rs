@@ -609,12 +609,16 @@ fn validate_head(
         match known(name) {
             Known::Other => {}
             Known::ContentLength => {
+                // Every element must be the same length: no empty element
+                // (`, 5`, `5,,5`), which other parsers may read differently.
                 let mut bad = false;
-                for_each_element(value, |part| match (parse_length(part), length) {
-                    (Some(n), None) => length = Some(n),
-                    (Some(n), Some(m)) if n == m => {}
-                    _ => bad = true,
-                });
+                for part in value.split(|&b| b == b',') {
+                    match (parse_length(trim(part)), length) {
+                        (Some(n), None) => length = Some(n),
+                        (Some(n), Some(m)) if n == m => {}
+                        _ => bad = true,
+                    }
+                }
                 if bad || length.is_none() {
                     return Err(HeadError::Bad("invalid or conflicting Content-Length"));
                 }

@@ -46,6 +46,14 @@ fn framing_rules() {
     assert_eq!(h("Content-Length: 5\r\nContent-Length: 5\r\n"), 200);
     assert_eq!(h("Content-Length: 5, 5\r\n"), 200);
     assert_eq!(h("Content-Length: 5, 6\r\n"), 400);
+    assert_eq!(h("Content-Length: , 5\r\n"), 400, "an empty element");
+    assert_eq!(h("Content-Length: 5,,5\r\n"), 400, "an empty element");
+    assert_eq!(h("Content-Length: 5,\r\n"), 400, "an empty element");
+    assert_eq!(
+        h("Content-Length: 5\r\nContent-Length: 05\r\n"),
+        200,
+        "the same decimal value"
+    );
     assert_eq!(h("Content-Length: +5\r\n"), 400);
     assert_eq!(h("Content-Length: -1\r\n"), 400);
     assert_eq!(h("Content-Length: 0x10\r\n"), 400);
