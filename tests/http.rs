@@ -3,30 +3,18 @@
 //! long keep-alive; every malformed input with its exact status and a close;
 //! bodies, async handlers, panics, timeouts, limits, streaming, shutdown.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use solo::http::{Config, Request, Response, Server, ShutdownHandle};
+use solo::http::{AtLimit, Config, Request, Response, Server, ShutdownHandle};
 use solo::time::sleep;
 
-struct Running {
-    addr: SocketAddr,
-    shutdown: ShutdownHandle,
-    thread: Option<thread::JoinHandle<std::io::Result<()>>>,
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        self.shutdown.stop_now();
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
+mod common;
+use common::{get, start_with, Client, Running};
 
 fn app(config: Config) -> Server {
     Server::bind("127.0.0.1:0")
@@ -90,124 +78,6 @@ fn app(config: Config) -> Server {
 
 fn start(config: Config) -> Running {
     start_with(move || app(config))
-}
-
-fn start_with(build: impl FnOnce() -> Server + Send + 'static) -> Running {
-    let (tx, rx) = mpsc::channel();
-    let thread = thread::spawn(move || {
-        let server = build();
-        tx.send((server.local_addr().unwrap(), server.shutdown_handle()))
-            .unwrap();
-        server.run()
-    });
-    let (addr, shutdown) = rx.recv().unwrap();
-    Running {
-        addr,
-        shutdown,
-        thread: Some(thread),
-    }
-}
-
-/// A parsed response.
-#[derive(Debug)]
-struct Reply {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: Vec<u8>,
-}
-
-impl Reply {
-    fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
-
-struct Client {
-    reader: BufReader<TcpStream>,
-}
-
-impl Client {
-    fn connect(addr: SocketAddr) -> Client {
-        let s = TcpStream::connect(addr).unwrap();
-        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-        s.set_nodelay(true).unwrap();
-        Client {
-            reader: BufReader::new(s),
-        }
-    }
-
-    fn send(&mut self, bytes: &[u8]) {
-        self.reader.get_mut().write_all(bytes).unwrap();
-    }
-
-    /// Reads one response; `head_only` for replies to HEAD.
-    fn read(&mut self, head_only: bool) -> Reply {
-        let mut line = String::new();
-        self.reader.read_line(&mut line).expect("status line");
-        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
-        let status: u16 = line[9..12].parse().unwrap();
-        let mut headers = Vec::new();
-        loop {
-            let mut h = String::new();
-            self.reader.read_line(&mut h).unwrap();
-            let h = h.trim_end_matches("\r\n");
-            if h.is_empty() {
-                break;
-            }
-            let (n, v) = h.split_once(": ").expect("header line");
-            headers.push((n.to_string(), v.to_string()));
-        }
-        let mut reply = Reply {
-            status,
-            headers,
-            body: Vec::new(),
-        };
-        if status == 100 {
-            return reply;
-        }
-        if head_only || status == 204 || status == 304 {
-            return reply;
-        }
-        if reply.header("transfer-encoding") == Some("chunked") {
-            loop {
-                let mut size = String::new();
-                self.reader.read_line(&mut size).unwrap();
-                let n = usize::from_str_radix(size.trim_end(), 16).unwrap();
-                let mut chunk = vec![0; n + 2];
-                self.reader.read_exact(&mut chunk).unwrap();
-                if n == 0 {
-                    break;
-                }
-                reply.body.extend_from_slice(&chunk[..n]);
-            }
-        } else {
-            let n: usize = reply.header("content-length").expect("content-length").parse().unwrap();
-            reply.body = vec![0; n];
-            self.reader.read_exact(&mut reply.body).unwrap();
-        }
-        reply
-    }
-
-    fn request(&mut self, raw: &str) -> Reply {
-        self.send(raw.as_bytes());
-        self.read(raw.starts_with("HEAD "))
-    }
-
-    /// Whether the server closed the connection (EOF, or a reset).
-    fn is_closed(&mut self) -> bool {
-        let mut b = [0u8; 1];
-        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
-    }
-}
-
-fn get(path: &str) -> String {
-    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
 }
 
 /// (request, expected status, expected body)
@@ -601,6 +471,7 @@ fn keep_alive_timeout_restarts_after_each_request() {
 fn connection_limit_pauses_accepting_and_resumes() {
     let config = Config {
         max_connections: 3,
+        at_connection_limit: AtLimit::Backlog,
         ..Config::default()
     };
     let server = start(config);
@@ -787,6 +658,7 @@ fn serve_leaves_no_timer_behind() {
             .unwrap()
             .config(Config {
                 max_connections: 1,
+                at_connection_limit: AtLimit::Backlog,
                 ..Config::default()
             })
             .get("/", |_req: Request| async { Response::text("hi") });

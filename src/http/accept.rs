@@ -1,10 +1,12 @@
 //! The accept loop: a listener registered with the reactor as its own driven
 //! source, handing each accepted socket to the driver.
 //!
-//! Owns: the listening socket, the pause at the connection limit, and the
-//! back-off when `accept` fails for lack of descriptors or memory. Must
-//! never: spin (a paused acceptor waits for a close or a timer, never for a
-//! readiness edge that cannot come), or accept past the connection limit.
+//! Owns: the listening socket, what a connection past the limit gets
+//! (`AtLimit`: closed at once, a canned 503, or left in the backlog while
+//! the listener pauses), and the back-off when `accept` fails for lack of
+//! descriptors or memory. Must never: spin (a paused acceptor waits for a
+//! close or a timer, never for a readiness edge that cannot come), or serve
+//! a connection past the connection limit.
 
 use std::cell::{Cell, RefCell};
 use std::io;
@@ -13,6 +15,7 @@ use std::time::Duration;
 
 use mio::{Interest, Token};
 
+use super::config::AtLimit;
 use super::driver::Driver;
 use super::stats::add;
 use crate::executor::TimerTarget;
@@ -20,6 +23,15 @@ use crate::reactor::{Dispatch, Driven, Ready};
 
 /// Connections accepted per readiness event before yielding to others.
 const ACCEPT_BUDGET: usize = 128;
+/// What `AtLimit::Respond503` writes: no `Date` (optional in a 5xx), so
+/// it is one constant.
+pub(crate) const AT_LIMIT_503: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\n\
+Content-Type: text/plain\r\n\
+Content-Length: 31\r\n\
+Retry-After: 1\r\n\
+Connection: close\r\n\
+\r\n\
+server at its connection limit\n";
 /// Pause after `accept` fails for lack of descriptors or memory.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(100);
 
@@ -69,7 +81,8 @@ impl Acceptor {
             if driver.accept_paused.get() || driver.exchange.draining.get() {
                 return Dispatch::Done;
             }
-            if !driver.has_room() {
+            let at_limit = !driver.has_room();
+            if at_limit && driver.exchange.config.at_connection_limit == AtLimit::Backlog {
                 // Paused: the next close resumes accepting (never a busy loop).
                 driver.accept_paused.set(true);
                 return Dispatch::Done;
@@ -79,6 +92,7 @@ impl Acceptor {
                 None => return Dispatch::Done,
             };
             match accepted {
+                Ok((stream, _)) if at_limit => self.turn_away(stream),
                 Ok((stream, peer)) => {
                     if let Err(e) = self.add(stream, peer) {
                         add(&driver.exchange.counters.accept_errors, 1);
@@ -99,6 +113,19 @@ impl Acceptor {
             }
         }
         Dispatch::Again
+    }
+
+    /// A connection past the limit: answered (`Respond503`) or not
+    /// (`Refuse`), and closed without reading it. The write is one
+    /// non-blocking attempt into an empty socket buffer: it fits.
+    fn turn_away(&self, stream: mio::net::TcpStream) {
+        let exchange = &self.driver.exchange;
+        add(&exchange.counters.refused, 1);
+        if exchange.config.at_connection_limit == AtLimit::Respond503 {
+            let _ = io::Write::write(&mut &stream, AT_LIMIT_503);
+            exchange.counters.response(503);
+        }
+        drop(stream);
     }
 
     fn add(&self, mut stream: mio::net::TcpStream, peer: std::net::SocketAddr) -> io::Result<()> {
@@ -159,5 +186,15 @@ fn is_resource_error(e: &io::Error) -> bool {
     #[cfg(not(unix))]
     {
         e.kind() == io::ErrorKind::OutOfMemory
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_canned_503_says_its_own_length() {
+        let text = std::str::from_utf8(super::AT_LIMIT_503).unwrap();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap();
+        assert!(head.contains(&format!("Content-Length: {}\r\n", body.len())));
     }
 }

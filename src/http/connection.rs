@@ -17,6 +17,7 @@
 //!    │                 body still arriving? ──▶ ReadingBody (body deadline; 408)
 //!    │                                          ⇅ BodyPaused (reader slower than the client)
 //!    │                 handler ready at once?   │ no: a task ──▶ HandlerPending
+//!    │                                          │                     │ (handler deadline if set; 503)
 //!    │                                          ▼                     │
 //!    └─── output drained, keep-alive ◀── response queued ◀────────────┘
 //!                          ▲   (Writing while the client does not read: write deadline)
@@ -230,7 +231,7 @@ pub(crate) struct Connection<T> {
 }
 
 /// How long `phase` may last without progress, in ms; `None` where a task
-/// sets the pace.
+/// sets the pace (a handler only when `handler_timeout` bounds it).
 fn timeout_ms(phase: Phase, config: &Config) -> Option<u64> {
     let ms = |d: Duration| d.as_millis().min(MAX_TIMEOUT_MS as u128) as u64;
     match phase {
@@ -239,7 +240,8 @@ fn timeout_ms(phase: Phase, config: &Config) -> Option<u64> {
         Phase::ReadingBody => Some(ms(config.body_timeout)),
         Phase::Writing => Some(ms(config.write_timeout)),
         Phase::Closing => Some(ms(LINGER)),
-        Phase::BodyPaused | Phase::HandlerPending | Phase::Streaming => None,
+        Phase::HandlerPending => config.handler_timeout.map(ms),
+        Phase::BodyPaused | Phase::Streaming => None,
     }
 }
 
@@ -252,14 +254,19 @@ struct Progress {
 }
 
 impl<T: Transport> Connection<T> {
-    /// A connection just accepted: idle, its keep-alive deadline counting.
+    /// A connection just accepted: idle, with the header timeout to send
+    /// its first byte (a client that sends nothing is not a keep-alive
+    /// connection, and does not get keep-alive's longer grace; nginx's
+    /// `client_header_timeout` also counts from accept).
     pub(crate) fn new(transport: T, peer: std::net::SocketAddr, t: &Turn) -> Connection<T> {
+        let config = &t.exchange.config;
+        let first_wait = config.keep_alive_ms().min(config.header_timeout.as_millis() as u64);
         Connection {
             io: Io::new(transport),
             body: None,
             task: None,
             close: Close::No,
-            deadline: Deadline::new(Phase::Idle, t.tick, t.exchange.config.keep_alive_ms()),
+            deadline: Deadline::new(Phase::Idle, t.tick, first_wait),
             peer: Peer::new(peer),
         }
     }
@@ -436,6 +443,12 @@ impl<T: Transport> Connection<T> {
                 self.reject(408, "Request Timeout", t);
             }
             Phase::ReadingBody => self.body_failed(BodyError::TimedOut, t),
+            Phase::HandlerPending => {
+                // The handler ran past `handler_timeout`: its future is
+                // dropped and the connection answers for it.
+                self.abandon_task(t);
+                self.reject(503, "handler timed out", t);
+            }
             // Idle keep-alive, a client that does not read, a linger that
             // lasted long enough: close.
             _ => return Step::Close,

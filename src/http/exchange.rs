@@ -174,7 +174,8 @@ impl Exchange {
         let body = resp.take_body();
         // An HTTP/1.0 client cannot take chunked: a stream is delimited by
         // closing the connection instead.
-        let close = !reply.keep_alive || (reply.minor == 0 && matches!(body, Body::Stream(_)));
+        let close =
+            !reply.keep_alive || resp.closes_connection() || (reply.minor == 0 && matches!(body, Body::Stream(_)));
         let date = self.date.borrow();
         let with_body = response::has_body(status) && !reply.head_only;
         let out = &mut bufs.out;

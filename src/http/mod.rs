@@ -53,7 +53,7 @@ mod signals;
 mod stats;
 pub mod test;
 
-pub use config::Config;
+pub use config::{AtLimit, Config};
 pub use handler::{Handler, IntoResponse};
 pub use request::{percent_decode, Method, Request};
 pub use response::{reason, Body, Response};

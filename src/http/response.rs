@@ -67,6 +67,8 @@ pub struct Response {
     content_type: Option<Cow<'static, str>>,
     headers: Vec<(Cow<'static, str>, Cow<'static, str>)>,
     body: Body,
+    /// The handler asked to close the connection after this response.
+    close: bool,
 }
 
 fn check_header(name: &str, value: &str) {
@@ -89,6 +91,7 @@ impl Response {
             content_type: None,
             headers: Vec::new(),
             body: Body::Empty,
+            close: false,
         }
     }
 
@@ -115,6 +118,7 @@ impl Response {
             content_type: Some(Cow::Borrowed(content_type)),
             headers: Vec::new(),
             body,
+            close: false,
         }
     }
 
@@ -142,15 +146,26 @@ impl Response {
     /// Adds a header. Panics on a name or value that is not allowed (CR, LF,
     /// control bytes): a handler bug, answered with 500 by the server.
     /// `Content-Length`, `Transfer-Encoding`, `Date` and `Connection` are the
-    /// server's to write and are ignored here.
+    /// server's to write and are ignored here, except `Connection: close`,
+    /// which closes the connection after this response.
     pub fn header(mut self, name: impl Into<Cow<'static, str>>, value: impl Into<Cow<'static, str>>) -> Response {
         let (name, value) = (name.into(), value.into());
         check_header(&name, &value);
-        let reserved = ["content-length", "transfer-encoding", "date", "connection"];
+        if name.eq_ignore_ascii_case("connection") {
+            self.close |= value.split(',').any(|t| t.trim().eq_ignore_ascii_case("close"));
+            return self;
+        }
+        let reserved = ["content-length", "transfer-encoding", "date"];
         if !reserved.iter().any(|r| name.eq_ignore_ascii_case(r)) {
             self.headers.push((name, value));
         }
         self
+    }
+
+    /// Whether the connection closes after this response (the handler set
+    /// `Connection: close`).
+    pub fn closes_connection(&self) -> bool {
+        self.close
     }
 
     /// Sets the body.

@@ -5,7 +5,7 @@
 //! ([`ShutdownHandle`] lives in `shutdown.rs`, [`StatsHandle`] here). Must
 //! never: hold per-connection state (the driver does) or parse anything.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
@@ -153,6 +153,35 @@ impl Server {
         self.route(Method::Patch, pattern, handler)
     }
 
+    /// A liveness route at `path` (`GET` and `HEAD`): `200 ok` for as long
+    /// as the loop runs and answers, through a graceful shutdown too (a
+    /// draining instance is alive; restarting it would drop its requests).
+    pub fn health(self, path: &str) -> Server {
+        self.get(path, |_req: Request| async { Response::text("ok\n") })
+    }
+
+    /// A readiness route at `path` (`GET` and `HEAD`): `200 ready` until a
+    /// graceful shutdown starts, then `503 shutting down` with
+    /// `Connection: close`, while in-flight requests finish. Point the
+    /// balancer's health check here and set [`Config::drain_delay`] to a
+    /// little more than the check's interval × fall count, so the
+    /// instance leaves rotation before it stops accepting.
+    pub fn readiness(self, path: &str) -> Server {
+        let shutdown = self.shutdown.clone();
+        self.get(path, move |_req: Request| {
+            let ready = !shutdown.is_shutting_down();
+            async move {
+                if ready {
+                    Response::text("ready\n")
+                } else {
+                    Response::text("shutting down\n")
+                        .with_status(503)
+                        .header("Connection", "close")
+                }
+            }
+        })
+    }
+
     /// A hook run before routing, in the order added. Returning a response
     /// answers the request with it (authentication, rate limits); returning
     /// `None` goes on. It may modify the request.
@@ -206,6 +235,21 @@ impl Server {
         let acceptor = Acceptor::start(driver.clone(), listener.ok_or_else(no_listener)?)?;
         driver.start_clock();
         let _cleanup = Cleanup(driver.clone(), acceptor.clone());
+        let drain_delay = driver.exchange.config.drain_delay;
+        if !drain_delay.is_zero() {
+            // Serve normally until a shutdown is asked, then for
+            // `drain_delay` more (readiness says 503 meanwhile), unless an
+            // immediate stop cuts it short.
+            poll_fn(|cx| ready_when(&shutdown, cx, |level| level >= 1)).await;
+            let mut delay = std::pin::pin!(crate::time::sleep(drain_delay));
+            poll_fn(|cx| {
+                if ready_when(&shutdown, cx, |level| level >= 2).is_ready() {
+                    return Poll::Ready(());
+                }
+                delay.as_mut().poll(cx)
+            })
+            .await;
+        }
         poll_fn(|cx| poll_serve(&driver, &acceptor, &shutdown, cx)).await;
         Ok(())
     }
@@ -271,8 +315,11 @@ impl Server {
                 std::thread::Builder::new()
                     .name(format!("solo-worker-{i}"))
                     .spawn(move || {
-                        let mut server = routes(Server::from_listener(listener)?);
+                        // The shared handle goes in before the routes are
+                        // built, so a readiness route sees it.
+                        let mut server = Server::from_listener(listener)?;
                         server.shutdown = shutdown;
+                        let server = routes(server);
                         crate::Runtime::new()?.block_on(server.serve())
                     })
             })
@@ -312,6 +359,16 @@ fn no_listener() -> io::Error {
         io::ErrorKind::InvalidInput,
         "this server has no listener (Server::new is for the in-memory test client; use Server::bind)",
     )
+}
+
+/// Ready once the shutdown level satisfies `reached`.
+fn ready_when(shutdown: &ShutdownHandle, cx: &mut Context<'_>, reached: impl Fn(u8) -> bool) -> Poll<()> {
+    shutdown.register(cx.waker());
+    if reached(shutdown.level()) {
+        Poll::Ready(())
+    } else {
+        Poll::Pending
+    }
 }
 
 /// Ends `serve` when the shutdown handle says so and the connections are

@@ -53,6 +53,12 @@ impl ShutdownHandle {
         }
     }
 
+    /// Whether a shutdown (graceful or not) has been asked: what a
+    /// readiness check reports as not ready.
+    pub fn is_shutting_down(&self) -> bool {
+        self.level() >= 1
+    }
+
     pub(crate) fn level(&self) -> u8 {
         self.0.state.load(Ordering::Acquire)
     }

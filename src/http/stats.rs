@@ -133,6 +133,7 @@ pub(crate) struct Counters {
     pub(crate) timeouts: Cell<u64>,
     pub(crate) handler_panics: Cell<u64>,
     pub(crate) accept_errors: Cell<u64>,
+    pub(crate) refused: Cell<u64>,
     pub(crate) latency: Histogram,
 }
 
@@ -168,6 +169,7 @@ impl Counters {
             timeouts: self.timeouts.get(),
             handler_panics: self.handler_panics.get(),
             accept_errors: self.accept_errors.get(),
+            refused: self.refused.get(),
             latency_count: l.count(),
             latency_p50_us: l.quantile(0.50),
             latency_p90_us: l.quantile(0.90),
@@ -211,6 +213,10 @@ pub struct Stats {
     pub handler_panics: u64,
     /// `accept` failures (e.g. out of descriptors).
     pub accept_errors: u64,
+    /// Connections turned away at the connection limit
+    /// (`AtLimit::Refuse` or `AtLimit::Respond503`), not counted in
+    /// `accepted`.
+    pub refused: u64,
     /// Responses whose latency was recorded (request parsed → response
     /// fully written; a pipelined batch is timed from its first request).
     pub latency_count: u64,

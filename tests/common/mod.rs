@@ -1,0 +1,144 @@
+//! What the socket-level tests share: a server on its own thread, stopped
+//! when dropped, and a blocking client that reads one response at a time.
+#![allow(dead_code)] // each test binary uses its own part of this
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::mpsc;
+use std::thread;
+use std::time::Duration;
+
+use solo::http::{Server, ShutdownHandle};
+
+pub struct Running {
+    pub addr: SocketAddr,
+    pub shutdown: ShutdownHandle,
+    pub thread: Option<thread::JoinHandle<std::io::Result<()>>>,
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.shutdown.stop_now();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn start_with(build: impl FnOnce() -> Server + Send + 'static) -> Running {
+    let (tx, rx) = mpsc::channel();
+    let thread = thread::spawn(move || {
+        let server = build();
+        tx.send((server.local_addr().unwrap(), server.shutdown_handle()))
+            .unwrap();
+        server.run()
+    });
+    let (addr, shutdown) = rx.recv().unwrap();
+    Running {
+        addr,
+        shutdown,
+        thread: Some(thread),
+    }
+}
+
+/// A parsed response.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Reply {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+pub struct Client {
+    pub reader: BufReader<TcpStream>,
+}
+
+impl Client {
+    pub fn connect(addr: SocketAddr) -> Client {
+        let s = TcpStream::connect(addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        s.set_nodelay(true).unwrap();
+        Client {
+            reader: BufReader::new(s),
+        }
+    }
+
+    pub fn send(&mut self, bytes: &[u8]) {
+        self.reader.get_mut().write_all(bytes).unwrap();
+    }
+
+    /// Reads one response; `head_only` for replies to HEAD.
+    pub fn read(&mut self, head_only: bool) -> Reply {
+        let mut line = String::new();
+        self.reader.read_line(&mut line).expect("status line");
+        assert!(line.starts_with("HTTP/1.1 "), "bad status line {line:?}");
+        let status: u16 = line[9..12].parse().unwrap();
+        let mut headers = Vec::new();
+        loop {
+            let mut h = String::new();
+            self.reader.read_line(&mut h).unwrap();
+            let h = h.trim_end_matches("\r\n");
+            if h.is_empty() {
+                break;
+            }
+            let (n, v) = h.split_once(": ").expect("header line");
+            headers.push((n.to_string(), v.to_string()));
+        }
+        let mut reply = Reply {
+            status,
+            headers,
+            body: Vec::new(),
+        };
+        if status == 100 {
+            return reply;
+        }
+        if head_only || status == 204 || status == 304 {
+            return reply;
+        }
+        if reply.header("transfer-encoding") == Some("chunked") {
+            loop {
+                let mut size = String::new();
+                self.reader.read_line(&mut size).unwrap();
+                let n = usize::from_str_radix(size.trim_end(), 16).unwrap();
+                let mut chunk = vec![0; n + 2];
+                self.reader.read_exact(&mut chunk).unwrap();
+                if n == 0 {
+                    break;
+                }
+                reply.body.extend_from_slice(&chunk[..n]);
+            }
+        } else {
+            let n: usize = reply.header("content-length").expect("content-length").parse().unwrap();
+            reply.body = vec![0; n];
+            self.reader.read_exact(&mut reply.body).unwrap();
+        }
+        reply
+    }
+
+    pub fn request(&mut self, raw: &str) -> Reply {
+        self.send(raw.as_bytes());
+        self.read(raw.starts_with("HEAD "))
+    }
+
+    /// Whether the server closed the connection (EOF, or a reset).
+    pub fn is_closed(&mut self) -> bool {
+        let mut b = [0u8; 1];
+        matches!(self.reader.read(&mut b), Ok(0) | Err(_))
+    }
+}
+
+pub fn get(path: &str) -> String {
+    format!("GET {path} HTTP/1.1\r\nHost: test\r\n\r\n")
+}
