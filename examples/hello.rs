@@ -1,16 +1,24 @@
 //! Plaintext "Hello, World!": the server the peer benchmark runs.
 //!
 //! ```text
-//! cargo run --release --example hello [PORT] [--workers N]   # or PORT=8080; default 8080, 1 worker
+//! cargo run --release --example hello [PORT] [--workers N] [--drain-delay MS]
 //! ```
-//! Listens on 127.0.0.1. One worker is one thread with one reactor; with
-//! `--workers N`, N share-nothing threads share the port (`SO_REUSEPORT`).
-//! Ctrl-C stops it gracefully (a single worker then prints its figures).
+//! Listens on 127.0.0.1 (PORT, or the `PORT` variable; default 8080). One
+//! worker is one thread with one reactor; with `--workers N`, N share-nothing
+//! threads share the port (`SO_REUSEPORT`). `/health` is its liveness route and
+//! `/ready` its readiness route, for a balancer (`docs/deployment.md`).
+//! Ctrl-C or SIGTERM stops it gracefully: readiness turns 503, it serves on
+//! for `--drain-delay` (default 0), then drains (a single worker then prints
+//! its figures).
 
-use solo::http::{Request, Response, Server};
+use std::time::Duration;
+
+use solo::http::{Config, Request, Response, Server};
 
 fn routes(server: Server) -> Server {
     server
+        .health("/health")
+        .readiness("/ready")
         .get("/", |_req: Request| async { Response::text("Hello, World!") })
         .post("/echo", |mut req: Request| async move {
             req.body().await.map(Response::bytes)
@@ -21,11 +29,17 @@ fn main() -> std::io::Result<()> {
     let invalid = |what: String| std::io::Error::new(std::io::ErrorKind::InvalidInput, what);
     let mut port: Option<u16> = None;
     let mut workers = 1usize;
+    let mut drain_ms = 0u64;
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--workers" {
             let n = args.next().ok_or_else(|| invalid("--workers needs a number".into()))?;
             workers = n.parse().map_err(|e| invalid(format!("--workers: {e}")))?;
+        } else if arg == "--drain-delay" {
+            let ms = args
+                .next()
+                .ok_or_else(|| invalid("--drain-delay needs milliseconds".into()))?;
+            drain_ms = ms.parse().map_err(|e| invalid(format!("--drain-delay: {e}")))?;
         } else {
             port = Some(arg.parse().map_err(|e| invalid(format!("port {arg:?}: {e}")))?);
         }
@@ -35,11 +49,15 @@ fn main() -> std::io::Result<()> {
         (None, Ok(p)) => p.parse().map_err(|e| invalid(format!("PORT: {e}")))?,
         (None, Err(_)) => 8080,
     };
+    let config = Config {
+        drain_delay: Duration::from_millis(drain_ms),
+        ..Config::default()
+    };
     if workers > 1 {
         eprintln!("hello: {workers} workers on http://127.0.0.1:{port}");
-        return Server::workers(("127.0.0.1", port), workers, routes);
+        return Server::workers(("127.0.0.1", port), workers, move |s| routes(s.config(config.clone())));
     }
-    let server = routes(Server::bind(("127.0.0.1", port))?);
+    let server = routes(Server::bind(("127.0.0.1", port))?.config(config));
     let stats = server.stats_handle();
     eprintln!("hello: listening on http://{}", server.local_addr()?);
     let result = server.run();

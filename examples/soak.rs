@@ -1,0 +1,458 @@
+//! soak: steady mixed load against one solo server for a given time, with a
+//! progress line every 10 s and a verdict at the end.
+//!
+//! ```text
+//! cargo run --release --example soak [-- --duration 300 --every 10]
+//! ```
+//!
+//! The server runs on its own thread (its own runtime, one core's worth);
+//! the load runs on plain threads with blocking sockets, six kinds at once:
+//!
+//! - **keep-alive**: 4 connections, one request at a time (their latency is
+//!   the p99 reported);
+//! - **churn**: a new connection per request, closed after it;
+//! - **pipelined**: batches of 32 requests written at once, then read;
+//! - **slow**: a head trickled a few bytes every 100 ms (answered), and one
+//!   in four stalling for good (the header timeout answers 408);
+//! - **resets**: a request for 256 KiB, a little read, then a reset
+//!   (`SO_LINGER` 0), or a reset halfway through a head;
+//! - **bodies**: 512 KiB uploads echoed back and compared.
+//!
+//! Each line: elapsed time, the process's RSS and open descriptors, requests
+//! the server parsed, client-side errors (anything but the expected answer),
+//! and the keep-alive clients' p99 over the interval. After a warm-up (a
+//! third of the run, at most 30 s) RSS must stay within 5 % of its value
+//! then; at the end the descriptors must be back to the count before the
+//! load started. Exits non-zero if there was any error, RSS grew, or a
+//! descriptor leaked. Loopback only; every loop stops by itself.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{Duration, Instant};
+
+use solo::http::{process_usage, Config, Histogram, Request, Response, Server, ShutdownHandle};
+use solo::time::sleep;
+
+/// What the load threads count, shared.
+#[derive(Default)]
+struct Tally {
+    ok: AtomicU64,
+    errors: AtomicU64,
+    /// The first few errors, for the report.
+    first_errors: Mutex<Vec<String>>,
+    /// Keep-alive latencies of the current interval, in µs.
+    latency: Mutex<Histogram>,
+    /// Requests the server parsed (published by its thread each second).
+    server_requests: AtomicU64,
+}
+
+impl Tally {
+    fn error(&self, what: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut first = self.first_errors.lock().unwrap();
+        if first.len() < 5 {
+            first.push(what);
+        }
+    }
+
+    fn check(&self, kind: &str, result: io::Result<bool>) {
+        match result {
+            Ok(true) => {
+                self.ok.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(false) => self.error(format!("{kind}: wrong answer")),
+            Err(e) => self.error(format!("{kind}: {e}")),
+        }
+    }
+}
+
+type Running = (SocketAddr, ShutdownHandle, thread::JoinHandle<io::Result<()>>);
+
+fn server(config: Config, tally: Arc<Tally>) -> io::Result<Running> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let handle = thread::Builder::new().name("soak-server".into()).spawn(move || {
+        let server = Server::bind("127.0.0.1:0")?
+            .config(config)
+            .get("/", |_req: Request| async { Response::text("Hello, World!") })
+            .get("/big", |_req: Request| async {
+                Response::bytes(vec![b'x'; 256 * 1024])
+            })
+            .post("/echo", |mut req: Request| async move {
+                req.body().await.map(Response::bytes)
+            })
+            .get("/slow", |_req: Request| async {
+                sleep(Duration::from_millis(5)).await;
+                Response::text("slow")
+            });
+        let stats = server.stats_handle();
+        let _ = tx.send((server.local_addr()?, server.shutdown_handle()));
+        let rt = solo::Runtime::new()?;
+        rt.block_on(async move {
+            // Publish the server's request count once a second.
+            let publisher = solo::spawn(async move {
+                loop {
+                    tally
+                        .server_requests
+                        .store(stats.snapshot().requests, Ordering::Relaxed);
+                    sleep(Duration::from_secs(1)).await;
+                }
+            });
+            let result = server.serve().await;
+            publisher.abort();
+            result
+        })
+    })?;
+    match rx.recv() {
+        Ok((addr, stop)) => Ok((addr, stop, handle)),
+        Err(_) => Err(handle
+            .join()
+            .map_err(|_| io::Error::other("the server thread panicked"))?
+            .err()
+            .unwrap_or_else(|| io::Error::other("the server did not start"))),
+    }
+}
+
+/// Reads one response with a `Content-Length` body; its status and body.
+fn read_response(s: &mut TcpStream, buf: &mut Vec<u8>) -> io::Result<(u16, Vec<u8>)> {
+    let mut chunk = [0u8; 16 * 1024];
+    loop {
+        if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = std::str::from_utf8(&buf[..end]).map_err(io::Error::other)?;
+            let status: u16 = head
+                .get(9..12)
+                .and_then(|s| s.parse().ok())
+                .ok_or_else(|| io::Error::other("status"))?;
+            let len: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("Content-Length: "))
+                .and_then(|v| v.parse().ok())
+                .ok_or_else(|| io::Error::other("no Content-Length"))?;
+            let total = end + 4 + len;
+            while buf.len() < total {
+                let n = s.read(&mut chunk)?;
+                if n == 0 {
+                    return Err(io::ErrorKind::UnexpectedEof.into());
+                }
+                buf.extend_from_slice(&chunk[..n]);
+            }
+            let body = buf[end + 4..total].to_vec();
+            buf.drain(..total);
+            return Ok((status, body));
+        }
+        let n = s.read(&mut chunk)?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
+    let s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    s.set_nodelay(true)?;
+    Ok(s)
+}
+
+const GET: &[u8] = b"GET / HTTP/1.1\r\nHost: soak\r\n\r\n";
+
+fn reset(stream: TcpStream) {
+    #[cfg(unix)]
+    {
+        use std::os::fd::AsRawFd;
+        let linger = libc::linger {
+            l_onoff: 1,
+            l_linger: 0,
+        };
+        // SAFETY: setsockopt reads a `linger` of the size passed, from a
+        // local, on a socket this thread owns.
+        unsafe {
+            libc::setsockopt(
+                stream.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_LINGER,
+                &linger as *const libc::linger as *const libc::c_void,
+                std::mem::size_of::<libc::linger>() as libc::socklen_t,
+            );
+        }
+    }
+    drop(stream);
+}
+
+fn keep_alive(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    let result = (|| -> io::Result<()> {
+        let mut s = connect(addr)?;
+        let mut buf = Vec::new();
+        while running.load(Ordering::Relaxed) {
+            let t = Instant::now();
+            s.write_all(GET)?;
+            let (status, body) = read_response(&mut s, &mut buf)?;
+            tally.latency.lock().unwrap().record(t.elapsed().as_micros() as u64);
+            tally.check("keep-alive", Ok(status == 200 && body == b"Hello, World!"));
+            thread::sleep(Duration::from_millis(1));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tally.error(format!("keep-alive: {e}"));
+    }
+}
+
+fn churn(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    while running.load(Ordering::Relaxed) {
+        let result = (|| {
+            let mut s = connect(addr)?;
+            s.write_all(b"GET /slow HTTP/1.1\r\nHost: soak\r\nConnection: close\r\n\r\n")?;
+            let mut reply = Vec::new();
+            s.read_to_end(&mut reply)?;
+            Ok(reply.starts_with(b"HTTP/1.1 200 ") && reply.ends_with(b"slow"))
+        })();
+        tally.check("churn", result);
+    }
+}
+
+fn pipelined(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    let batch: Vec<u8> = GET.repeat(32);
+    let result = (|| -> io::Result<()> {
+        let mut s = connect(addr)?;
+        let mut buf = Vec::new();
+        while running.load(Ordering::Relaxed) {
+            s.write_all(&batch)?;
+            for _ in 0..32 {
+                let (status, body) = read_response(&mut s, &mut buf)?;
+                tally.check("pipelined", Ok(status == 200 && body == b"Hello, World!"));
+            }
+            thread::sleep(Duration::from_millis(2));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tally.error(format!("pipelined: {e}"));
+    }
+}
+
+fn slow(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    let mut round = 0u64;
+    while running.load(Ordering::Relaxed) {
+        round += 1;
+        let stall = round % 4 == 0;
+        let result = (|| {
+            let mut s = connect(addr)?;
+            for (i, piece) in GET.chunks(4).enumerate() {
+                if stall && i == 5 {
+                    break; // never finishes: the header timeout answers 408
+                }
+                s.write_all(piece)?;
+                thread::sleep(Duration::from_millis(100));
+            }
+            let mut buf = Vec::new();
+            let (status, _) = read_response(&mut s, &mut buf)?;
+            Ok(status == if stall { 408 } else { 200 })
+        })();
+        tally.check("slow", result);
+    }
+}
+
+fn resets(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    let mut round = 0u64;
+    while running.load(Ordering::Relaxed) {
+        round += 1;
+        let result = (|| {
+            let mut s = connect(addr)?;
+            if round % 2 == 0 {
+                s.write_all(b"GET /big HTTP/1.1\r\nHost: soak\r\n\r\n")?;
+                let mut some = [0u8; 4096];
+                s.read_exact(&mut some)?;
+            } else {
+                s.write_all(b"GET / HTTP/1.1\r\nHo")?;
+            }
+            reset(s);
+            Ok(true)
+        })();
+        tally.check("resets", result);
+        thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn bodies(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
+    let body: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
+    let mut request = format!(
+        "POST /echo HTTP/1.1\r\nHost: soak\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    request.extend_from_slice(&body);
+    let result = (|| -> io::Result<()> {
+        let mut s = connect(addr)?;
+        let mut buf = Vec::new();
+        while running.load(Ordering::Relaxed) {
+            s.write_all(&request)?;
+            let (status, echoed) = read_response(&mut s, &mut buf)?;
+            tally.check("bodies", Ok(status == 200 && echoed == body));
+            thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    })();
+    if let Err(e) = result {
+        tally.error(format!("bodies: {e}"));
+    }
+}
+
+fn open_fds() -> Option<usize> {
+    std::fs::read_dir("/proc/self/fd")
+        .or_else(|_| std::fs::read_dir("/dev/fd"))
+        .ok()
+        .map(|d| d.count())
+}
+
+fn mib(bytes: u64) -> f64 {
+    bytes as f64 / (1024.0 * 1024.0)
+}
+
+fn main() -> io::Result<()> {
+    let mut duration = Duration::from_secs(300);
+    let mut every = Duration::from_secs(10);
+    let mut args = std::env::args().skip(1);
+    let invalid = |what: String| io::Error::new(io::ErrorKind::InvalidInput, what);
+    while let Some(arg) = args.next() {
+        let value = args.next().ok_or_else(|| invalid(format!("{arg} needs a value")))?;
+        let secs: u64 = value.parse().map_err(|e| invalid(format!("{arg}: {e}")))?;
+        match arg.as_str() {
+            "--duration" => duration = Duration::from_secs(secs),
+            "--every" => every = Duration::from_secs(secs.max(1)),
+            _ => return Err(invalid(format!("unknown flag {arg} (--duration S, --every S)"))),
+        }
+    }
+    let warm_up = (duration / 3).min(Duration::from_secs(30));
+    let config = Config {
+        header_timeout: Duration::from_secs(2),
+        body_timeout: Duration::from_secs(2),
+        write_timeout: Duration::from_secs(5),
+        ..Config::default()
+    };
+    let tally = Arc::new(Tally::default());
+    let (addr, stop, server_thread) = server(config, tally.clone())?;
+    // The baseline: the server is up and has answered once.
+    let mut probe = connect(addr)?;
+    probe.write_all(GET)?;
+    read_response(&mut probe, &mut Vec::new())?;
+    drop(probe);
+    thread::sleep(Duration::from_millis(100));
+    let fds_before = open_fds();
+    println!(
+        "soak: {} s of mixed load on http://{addr} (keep-alive ×4, churn, pipelined ×32, slow, resets, 512 KiB bodies); warm-up {} s",
+        duration.as_secs(),
+        warm_up.as_secs()
+    );
+    let running = Arc::new(AtomicBool::new(true));
+    type Kind = fn(SocketAddr, &Tally, &AtomicBool);
+    let kinds: [(Kind, usize); 6] = [
+        (keep_alive, 4),
+        (churn, 1),
+        (pipelined, 1),
+        (slow, 2),
+        (resets, 1),
+        (bodies, 1),
+    ];
+    let mut threads = Vec::new();
+    for (kind, n) in kinds {
+        for _ in 0..n {
+            let (tally, running) = (tally.clone(), running.clone());
+            threads.push(thread::spawn(move || kind(addr, &tally, &running)));
+        }
+    }
+    let start = Instant::now();
+    let mut rss_after_warm_up = None;
+    let mut worst_growth = 0.0f64;
+    let mut next = every;
+    while start.elapsed() < duration {
+        thread::sleep(
+            next.saturating_sub(start.elapsed())
+                .min(duration.saturating_sub(start.elapsed())),
+        );
+        next += every;
+        let (rss, _) = process_usage();
+        let p99 = std::mem::take(&mut *tally.latency.lock().unwrap()).quantile(0.99);
+        let elapsed = start.elapsed();
+        let growth = match rss_after_warm_up {
+            None if elapsed >= warm_up => {
+                rss_after_warm_up = Some(rss);
+                "baseline".to_string()
+            }
+            None => "warming up".to_string(),
+            Some(base) => {
+                let g = (rss as f64 / base as f64 - 1.0) * 100.0;
+                worst_growth = worst_growth.max(g);
+                format!("{g:+.1} %")
+            }
+        };
+        println!(
+            "soak: {:>4} s  RSS {:.1} MiB ({growth})  fds {}  requests {}  answers ok {}  errors {}  keep-alive p99 {} µs",
+            elapsed.as_secs(),
+            mib(rss),
+            open_fds().map_or("n/a".into(), |n| n.to_string()),
+            tally.server_requests.load(Ordering::Relaxed),
+            tally.ok.load(Ordering::Relaxed),
+            tally.errors.load(Ordering::Relaxed),
+            p99
+        );
+    }
+    running.store(false, Ordering::Relaxed);
+    for t in threads {
+        let _ = t.join();
+    }
+    // Let the server close what the clients just closed, then count.
+    let mut fds_after = open_fds();
+    for _ in 0..100 {
+        if fds_after == fds_before {
+            break;
+        }
+        thread::sleep(Duration::from_millis(20));
+        fds_after = open_fds();
+    }
+    stop.shutdown();
+    server_thread
+        .join()
+        .map_err(|_| io::Error::other("the server thread panicked"))??;
+
+    let errors = tally.errors.load(Ordering::Relaxed);
+    let mut failed = Vec::new();
+    if errors > 0 {
+        failed.push(format!(
+            "{errors} errors, first: {:?}",
+            tally.first_errors.lock().unwrap()
+        ));
+    }
+    if rss_after_warm_up.is_none() {
+        failed.push("the run ended before the warm-up did: no RSS verdict".into());
+    }
+    if worst_growth > 5.0 {
+        failed.push(format!("RSS grew {worst_growth:.1} % after the warm-up (limit 5 %)"));
+    }
+    if fds_after != fds_before {
+        failed.push(format!(
+            "descriptors {fds_before:?} before the load, {fds_after:?} after"
+        ));
+    }
+    if tally.ok.load(Ordering::Relaxed) == 0 {
+        failed.push("no request was answered".into());
+    }
+    println!(
+        "soak: {} answers checked, {errors} errors, RSS growth after warm-up at most {worst_growth:+.1} %, descriptors {} → {}",
+        tally.ok.load(Ordering::Relaxed),
+        fds_before.map_or("n/a".into(), |n| n.to_string()),
+        fds_after.map_or("n/a".into(), |n| n.to_string())
+    );
+    if failed.is_empty() {
+        println!("soak: passed");
+        Ok(())
+    } else {
+        for f in &failed {
+            println!("soak: FAILED: {f}");
+        }
+        std::process::exit(1)
+    }
+}
