@@ -3,10 +3,13 @@
 //!
 //! ```text
 //! cargo run --release --example soak [-- --duration 300 --every 10]
+//! SOAK_WRAP=heaptrack cargo run --release --example soak   # profile the server
 //! ```
 //!
-//! The server runs on its own thread (its own runtime, one core's worth);
-//! the load runs on plain threads with blocking sockets, six kinds at once:
+//! The server runs in its own process (this binary re-executed with
+//! `--serve`), so the memory and descriptors reported are the server's
+//! alone, not the load's; the load runs on plain threads with blocking
+//! sockets, six kinds at once:
 //!
 //! - **keep-alive**: 4 connections, one request at a time (their latency is
 //!   the p99 reported);
@@ -14,26 +17,28 @@
 //! - **pipelined**: batches of 32 requests written at once, then read;
 //! - **slow**: a head trickled a few bytes every 100 ms (answered), and one
 //!   in four stalling for good (the header timeout answers 408);
-//! - **resets**: a request for 256 KiB, a little read, then a reset
-//!   (`SO_LINGER` 0), or a reset halfway through a head;
-//! - **bodies**: 512 KiB uploads echoed back and compared.
+//! - **resets**: a request for a streamed 256 KiB download, a little read,
+//!   then a reset (`SO_LINGER` 0), or a reset halfway through a head;
+//! - **bodies**: 512 KiB uploads, read by the handler a chunk at a time and
+//!   answered with their length and checksum, which the client checks.
 //!
-//! Each line: elapsed time, the process's RSS and open descriptors, requests
-//! the server parsed, client-side errors (anything but the expected answer),
+//! Each line: elapsed time, the server process's RSS and open descriptors
+//! (from `/proc`; "n/a" where there is none), requests the server parsed, client-side errors (anything but the expected answer),
 //! and the keep-alive clients' p99 over the interval. After a warm-up (a
 //! third of the run, at most 30 s) RSS must stay within 5 % of its value
 //! then; at the end the descriptors must be back to the count before the
 //! load started. Exits non-zero if there was any error, RSS grew, or a
 //! descriptor leaked. Loopback only; every loop stops by itself.
 
-use std::io::{self, Read, Write};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
 
-use solo::http::{process_usage, Config, Histogram, Request, Response, Server, ShutdownHandle};
+use solo::http::{Config, Histogram, Request, Response, Server};
 use solo::time::sleep;
 
 /// What the load threads count, shared.
@@ -45,8 +50,6 @@ struct Tally {
     first_errors: Mutex<Vec<String>>,
     /// Keep-alive latencies of the current interval, in µs.
     latency: Mutex<Histogram>,
-    /// Requests the server parsed (published by its thread each second).
-    server_requests: AtomicU64,
 }
 
 impl Tally {
@@ -69,49 +72,120 @@ impl Tally {
     }
 }
 
-type Running = (SocketAddr, ShutdownHandle, thread::JoinHandle<io::Result<()>>);
-
-fn server(config: Config, tally: Arc<Tally>) -> io::Result<Running> {
-    let (tx, rx) = std::sync::mpsc::channel();
-    let handle = thread::Builder::new().name("soak-server".into()).spawn(move || {
-        let server = Server::bind("127.0.0.1:0")?
-            .config(config)
-            .get("/", |_req: Request| async { Response::text("Hello, World!") })
-            .get("/big", |_req: Request| async {
-                Response::bytes(vec![b'x'; 256 * 1024])
-            })
-            .post("/echo", |mut req: Request| async move {
-                req.body().await.map(Response::bytes)
-            })
-            .get("/slow", |_req: Request| async {
-                sleep(Duration::from_millis(5)).await;
-                Response::text("slow")
-            });
-        let stats = server.stats_handle();
-        let _ = tx.send((server.local_addr()?, server.shutdown_handle()));
-        let rt = solo::Runtime::new()?;
-        rt.block_on(async move {
-            // Publish the server's request count once a second.
-            let publisher = solo::spawn(async move {
-                loop {
-                    tally
-                        .server_requests
-                        .store(stats.snapshot().requests, Ordering::Relaxed);
-                    sleep(Duration::from_secs(1)).await;
+/// `--serve`: the server process. Prints its address, serves until its
+/// stdin closes, then shuts down gracefully.
+fn serve(config: Config) -> io::Result<()> {
+    let server = Server::bind("127.0.0.1:0")?
+        .config(config)
+        .get("/", |_req: Request| async { Response::text("Hello, World!") })
+        // 256 KiB streamed in 16 KiB chunks, as a large download should be.
+        .get("/big", |_req: Request| async {
+            let (tx, rx) = solo::sync::mpsc::channel(4);
+            solo::spawn(async move {
+                let chunk = bytes::Bytes::from_static(&[b'x'; 16 * 1024]);
+                for _ in 0..16 {
+                    if tx.send(chunk.clone()).await.is_err() {
+                        return; // the client went away
+                    }
                 }
             });
-            let result = server.serve().await;
-            publisher.abort();
-            result
+            Response::stream(rx)
         })
-    })?;
-    match rx.recv() {
-        Ok((addr, stop)) => Ok((addr, stop, handle)),
-        Err(_) => Err(handle
-            .join()
-            .map_err(|_| io::Error::other("the server thread panicked"))?
-            .err()
-            .unwrap_or_else(|| io::Error::other("the server did not start"))),
+        // An upload read a chunk at a time (flow control), answered with its
+        // length and checksum: no route holds a whole body.
+        .post("/upload", |mut req: Request| async move {
+            let (mut len, mut sum) = (0u64, 0u64);
+            while let Some(chunk) = req.body_chunk().await {
+                let chunk = chunk?;
+                len += chunk.len() as u64;
+                sum = chunk
+                    .iter()
+                    .fold(sum, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+            }
+            Ok::<_, io::Error>(Response::text(format!("{len} {sum}")))
+        })
+        .get("/slow", |_req: Request| async {
+            sleep(Duration::from_millis(5)).await;
+            Response::text("slow")
+        });
+    let stats = server.stats_handle();
+    let server = server.get("/requests", move |_req: Request| {
+        let n = stats.snapshot().requests;
+        async move { Response::text(n.to_string()) }
+    });
+    println!("{}", server.local_addr()?);
+    let stop = server.shutdown_handle();
+    thread::spawn(move || {
+        let _ = io::copy(&mut io::stdin(), &mut io::sink());
+        stop.shutdown();
+    });
+    server.run()
+}
+
+/// The server process, and what is read of it.
+struct ServerProcess {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl ServerProcess {
+    fn start() -> io::Result<ServerProcess> {
+        // SOAK_WRAP runs the server under a tool (`SOAK_WRAP=heaptrack`);
+        // the figures read from /proc are then the tool's process's.
+        let exe = std::env::current_exe()?;
+        let mut command = match std::env::var("SOAK_WRAP") {
+            Ok(wrapper) => {
+                let mut c = Command::new(wrapper);
+                c.arg(exe);
+                c
+            }
+            Err(_) => Command::new(exe),
+        };
+        let mut child = command
+            .arg("--serve")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        // The first line that is an address is the server's (a wrapper may
+        // print before it).
+        let mut lines = BufReader::new(child.stdout.take().expect("piped")).lines();
+        let addr = loop {
+            match lines.next() {
+                Some(line) => match line?.trim().parse() {
+                    Ok(addr) => break addr,
+                    Err(_) => continue,
+                },
+                None => return Err(io::Error::other("the server exited before saying its address")),
+            }
+        };
+        Ok(ServerProcess { child, addr })
+    }
+
+    /// Resident set size in bytes, from /proc (Linux only).
+    fn rss(&self) -> Option<u64> {
+        let statm = std::fs::read_to_string(format!("/proc/{}/statm", self.child.id())).ok()?;
+        let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+        Some(pages * 4096)
+    }
+
+    fn open_fds(&self) -> Option<usize> {
+        std::fs::read_dir(format!("/proc/{}/fd", self.child.id()))
+            .ok()
+            .map(|d| d.count())
+    }
+
+    /// Requests the server has parsed (this one included).
+    fn requests(&self) -> Option<u64> {
+        let mut s = connect(self.addr).ok()?;
+        s.write_all(b"GET /requests HTTP/1.1\r\nHost: soak\r\n\r\n").ok()?;
+        let (_, body) = read_response(&mut s, &mut Vec::new()).ok()?;
+        std::str::from_utf8(&body).ok()?.parse().ok()
+    }
+
+    /// Graceful stop (its stdin closes); whether it exited cleanly.
+    fn stop(mut self) -> io::Result<bool> {
+        drop(self.child.stdin.take());
+        Ok(self.child.wait()?.success())
     }
 }
 
@@ -279,8 +353,12 @@ fn resets(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
 
 fn bodies(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
     let body: Vec<u8> = (0..512 * 1024).map(|i| (i % 251) as u8).collect();
+    let sum = body
+        .iter()
+        .fold(0u64, |s, &b| s.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let expected = format!("{} {sum}", body.len()).into_bytes();
     let mut request = format!(
-        "POST /echo HTTP/1.1\r\nHost: soak\r\nContent-Length: {}\r\n\r\n",
+        "POST /upload HTTP/1.1\r\nHost: soak\r\nContent-Length: {}\r\n\r\n",
         body.len()
     )
     .into_bytes();
@@ -290,8 +368,8 @@ fn bodies(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
         let mut buf = Vec::new();
         while running.load(Ordering::Relaxed) {
             s.write_all(&request)?;
-            let (status, echoed) = read_response(&mut s, &mut buf)?;
-            tally.check("bodies", Ok(status == 200 && echoed == body));
+            let (status, answer) = read_response(&mut s, &mut buf)?;
+            tally.check("bodies", Ok(status == 200 && answer == expected));
             thread::sleep(Duration::from_millis(10));
         }
         Ok(())
@@ -301,18 +379,19 @@ fn bodies(addr: SocketAddr, tally: &Tally, running: &AtomicBool) {
     }
 }
 
-fn open_fds() -> Option<usize> {
-    std::fs::read_dir("/proc/self/fd")
-        .or_else(|_| std::fs::read_dir("/dev/fd"))
-        .ok()
-        .map(|d| d.count())
-}
-
 fn mib(bytes: u64) -> f64 {
     bytes as f64 / (1024.0 * 1024.0)
 }
 
 fn main() -> io::Result<()> {
+    if std::env::args().nth(1).as_deref() == Some("--serve") {
+        return serve(Config {
+            header_timeout: Duration::from_secs(2),
+            body_timeout: Duration::from_secs(2),
+            write_timeout: Duration::from_secs(5),
+            ..Config::default()
+        });
+    }
     let mut duration = Duration::from_secs(300);
     let mut every = Duration::from_secs(10);
     let mut args = std::env::args().skip(1);
@@ -327,23 +406,17 @@ fn main() -> io::Result<()> {
         }
     }
     let warm_up = (duration / 3).min(Duration::from_secs(30));
-    let config = Config {
-        header_timeout: Duration::from_secs(2),
-        body_timeout: Duration::from_secs(2),
-        write_timeout: Duration::from_secs(5),
-        ..Config::default()
-    };
+    let server = ServerProcess::start()?;
+    let addr = server.addr;
     let tally = Arc::new(Tally::default());
-    let (addr, stop, server_thread) = server(config, tally.clone())?;
     // The baseline: the server is up and has answered once.
-    let mut probe = connect(addr)?;
-    probe.write_all(GET)?;
-    read_response(&mut probe, &mut Vec::new())?;
-    drop(probe);
+    server
+        .requests()
+        .ok_or_else(|| io::Error::other("the server does not answer"))?;
     thread::sleep(Duration::from_millis(100));
-    let fds_before = open_fds();
+    let fds_before = server.open_fds();
     println!(
-        "soak: {} s of mixed load on http://{addr} (keep-alive ×4, churn, pipelined ×32, slow, resets, 512 KiB bodies); warm-up {} s",
+        "soak: {} s of mixed load on http://{addr} (keep-alive ×4, churn, pipelined ×32, slow ×2, resets, 512 KiB uploads); warm-up {} s",
         duration.as_secs(),
         warm_up.as_secs()
     );
@@ -374,27 +447,28 @@ fn main() -> io::Result<()> {
                 .min(duration.saturating_sub(start.elapsed())),
         );
         next += every;
-        let (rss, _) = process_usage();
+        let rss = server.rss();
         let p99 = std::mem::take(&mut *tally.latency.lock().unwrap()).quantile(0.99);
         let elapsed = start.elapsed();
-        let growth = match rss_after_warm_up {
-            None if elapsed >= warm_up => {
+        let growth = match (rss_after_warm_up, rss) {
+            (_, None) => "not measured here".to_string(),
+            (None, Some(rss)) if elapsed >= warm_up => {
                 rss_after_warm_up = Some(rss);
                 "baseline".to_string()
             }
-            None => "warming up".to_string(),
-            Some(base) => {
+            (None, Some(_)) => "warming up".to_string(),
+            (Some(base), Some(rss)) => {
                 let g = (rss as f64 / base as f64 - 1.0) * 100.0;
                 worst_growth = worst_growth.max(g);
                 format!("{g:+.1} %")
             }
         };
         println!(
-            "soak: {:>4} s  RSS {:.1} MiB ({growth})  fds {}  requests {}  answers ok {}  errors {}  keep-alive p99 {} µs",
+            "soak: {:>4} s  server RSS {} ({growth})  fds {}  requests {}  answers ok {}  errors {}  keep-alive p99 {} µs",
             elapsed.as_secs(),
-            mib(rss),
-            open_fds().map_or("n/a".into(), |n| n.to_string()),
-            tally.server_requests.load(Ordering::Relaxed),
+            rss.map_or("n/a".into(), |b| format!("{:.2} MiB", mib(b))),
+            server.open_fds().map_or("n/a".into(), |n| n.to_string()),
+            server.requests().map_or("n/a".into(), |n| n.to_string()),
             tally.ok.load(Ordering::Relaxed),
             tally.errors.load(Ordering::Relaxed),
             p99
@@ -405,18 +479,15 @@ fn main() -> io::Result<()> {
         let _ = t.join();
     }
     // Let the server close what the clients just closed, then count.
-    let mut fds_after = open_fds();
+    let mut fds_after = server.open_fds();
     for _ in 0..100 {
         if fds_after == fds_before {
             break;
         }
         thread::sleep(Duration::from_millis(20));
-        fds_after = open_fds();
+        fds_after = server.open_fds();
     }
-    stop.shutdown();
-    server_thread
-        .join()
-        .map_err(|_| io::Error::other("the server thread panicked"))??;
+    let clean_exit = server.stop()?;
 
     let errors = tally.errors.load(Ordering::Relaxed);
     let mut failed = Vec::new();
@@ -426,7 +497,10 @@ fn main() -> io::Result<()> {
             tally.first_errors.lock().unwrap()
         ));
     }
-    if rss_after_warm_up.is_none() {
+    if !clean_exit {
+        failed.push("the server did not exit cleanly on shutdown".into());
+    }
+    if rss_after_warm_up.is_none() && cfg!(target_os = "linux") {
         failed.push("the run ended before the warm-up did: no RSS verdict".into());
     }
     if worst_growth > 5.0 {

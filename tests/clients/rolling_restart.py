@@ -5,11 +5,14 @@ the other. Passes only if the client saw zero failed requests, HAProxy's own
 log shows no 5xx (and it may not retry: `retries 0`), every instance exited cleanly,
 and both served traffic after their restart.
 
-    python3 tests/clients/rolling_restart.py HELLO_BINARY [BASE_PORT]
+    python3 tests/clients/rolling_restart.py HELLO_BINARY [BASE_PORT] [--nginx]
 
 HELLO_BINARY is examples/hello built by cargo (it has /ready and
 --drain-delay). Loopback only; every process it starts is stopped by PID.
-Exit status 0 on success, 1 on a failed check, 77 when HAProxy is missing.
+With --nginx, nginx is the balancer instead (no active health checks: it
+retries a refused or reset upstream on the other one; its access log must
+show only 200s). Exit status 0 on success, 1 on a failed check, 77 when the
+balancer is not installed.
 """
 
 import http.client
@@ -167,104 +170,195 @@ def count(stats, key, field):
     return int(v) if v.isdigit() else 0
 
 
+NGINX_CFG = """\
+worker_processes 1;
+daemon off;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format balanced '$status $upstream_addr $upstream_status';
+    access_log {dir}/access.log balanced;
+    upstream solo {{
+        server 127.0.0.1:{a} max_fails=1 fail_timeout=2s;
+        server 127.0.0.1:{b} max_fails=1 fail_timeout=2s;
+        keepalive 32;
+    }}
+    server {{
+        listen 127.0.0.1:{front};
+        location / {{
+            proxy_pass http://solo;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_next_upstream error timeout http_503;
+            proxy_next_upstream_tries 2;
+        }}
+    }}
+}}
+"""
+
+
+class Haproxy:
+    name = "HAProxy"
+
+    def __init__(self, logdir, front, a, b):
+        self.binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+        self.logdir = logdir
+        self.sock = os.path.join(logdir, "haproxy.sock")
+        self.log = os.path.join(logdir, "haproxy.log")
+        self.cfg = os.path.join(logdir, "haproxy.cfg")
+        with open(self.cfg, "w") as f:
+            f.write(HAPROXY_CFG.format(front=front, a=a, b=b, sock=self.sock))
+        self.proc = None
+        self.stats = {}
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "-db", "-f", self.cfg],
+                                     stdout=open(self.log, "w"), stderr=subprocess.STDOUT)
+
+    def stop(self):
+        self.stats = show_stat(self.sock)
+        self.proc.send_signal(signal.SIGUSR1)  # soft stop: finish, flush logs
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def verdict(self, load):
+        """(summary, problems) from HAProxy's counters and log."""
+        with open(self.log) as f:
+            log = f.read()
+        # The counters are the authority on what it saw; its log (which it
+        # may thin under load) is scanned for any 5xx line as well.
+        stats, fe, be = self.stats, "fe/FRONTEND", "solo/BACKEND"
+        fe_5xx, be_5xx = count(stats, fe, "hrsp_5xx"), count(stats, be, "hrsp_5xx")
+        errors = {f: count(stats, be, f) for f in ("econ", "eresp", "wretr", "wredis")}
+        served_by = {n: count(stats, "solo/" + n, "hrsp_2xx") for n in ("a", "b")}
+        total = count(stats, fe, "req_tot")
+        logged_5xx = [l for l in log.splitlines() if re.search(r" fe \S+/\S+ \S+ 5\d\d ", l)]
+        problems = []
+        if fe_5xx or be_5xx or logged_5xx:
+            problems.append(f"HAProxy answered 5xx: frontend {fe_5xx}, backend {be_5xx}, logged {logged_5xx[:3]}")
+        if any(errors.values()):
+            problems.append(f"HAProxy saw backend errors: {errors}")
+        if total < load.ok:
+            problems.append(f"HAProxy counted {total} requests for {load.ok} answered")
+        if "Server solo/a is DOWN" not in log or "Server solo/b is DOWN" not in log:
+            problems.append("HAProxy never saw an instance leave rotation (readiness did not turn 503?)")
+        summary = (f"HAProxy: {total} requests ({served_by['a']} to a, {served_by['b']} to b), "
+                   f"{fe_5xx} 5xx, backend errors {errors}")
+        return summary, problems
+
+
+class Nginx:
+    name = "nginx"
+
+    def __init__(self, logdir, front, a, b):
+        self.binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+        self.logdir = logdir
+        self.cfg = os.path.join(logdir, "nginx.conf")
+        with open(self.cfg, "w") as f:
+            f.write(NGINX_CFG.format(front=front, a=a, b=b, dir=logdir))
+        self.proc = None
+
+    def start(self):
+        self.proc = subprocess.Popen([self.binary, "-p", self.logdir, "-c", self.cfg],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGQUIT)  # graceful: finish, flush logs
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+    def verdict(self, load):
+        """(summary, problems) from nginx's access log: the status it sent, and
+        the upstream attempts behind it (a retry shows as "502, 200")."""
+        with open(os.path.join(self.logdir, "access.log")) as f:
+            lines = f.read().splitlines()
+        statuses = [l.split(" ", 1)[0] for l in lines]
+        bad = [l for l in lines if not l.startswith("200 ")]
+        retried = [l for l in lines if "," in l]
+        problems = []
+        if bad:
+            problems.append(f"nginx answered {len(bad)} non-200: {bad[:3]}")
+        if len(statuses) < load.ok:
+            problems.append(f"nginx logged {len(statuses)} requests for {load.ok} answered")
+        summary = (f"nginx: {len(statuses)} requests logged, {len(bad)} not 200, "
+                   f"{len(retried)} retried on the other instance (first: {retried[:2]})")
+        return summary, problems
+
+
 def main():
-    if len(sys.argv) < 2:
+    args = [a for a in sys.argv[1:] if not a.startswith("--")]
+    balancer_kind = "nginx" if "--nginx" in sys.argv else "haproxy"
+    if not args:
         print(__doc__)
         return 2
-    binary = os.path.abspath(sys.argv[1])
-    base = int(sys.argv[2]) if len(sys.argv) > 2 else 18300
-    haproxy = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
-    if haproxy is None:
-        print("rolling restart: skipped, haproxy is not installed")
-        return 77
+    binary = os.path.abspath(args[0])
+    base = int(args[1]) if len(args) > 1 else 18300
     front, port_a, port_b = base, base + 1, base + 2
     logdir = tempfile.mkdtemp(prefix="solo-rolling-")
-    cfg = os.path.join(logdir, "haproxy.cfg")
-    with open(cfg, "w") as f:
-        f.write(HAPROXY_CFG.format(front=front, a=port_a, b=port_b, sock=os.path.join(logdir, "haproxy.sock")))
+    balancer = (Nginx if balancer_kind == "nginx" else Haproxy)(logdir, front, port_a, port_b)
+    if balancer.binary is None:
+        print(f"rolling restart: skipped, {balancer_kind} is not installed")
+        return 77
     a = Instance(binary, port_a, "a", logdir)
     b = Instance(binary, port_b, "b", logdir)
     problems = []
-    stats = {}
-    hap = None
+    started = False
     threads = []
+    marks = []
     load = Load(front)
-    haproxy_log = os.path.join(logdir, "haproxy.log")
     try:
         a.start()
         b.start()
-        hap = subprocess.Popen([haproxy, "-db", "-f", cfg], stdout=open(haproxy_log, "w"), stderr=subprocess.STDOUT)
+        balancer.start()
+        started = True
         if not wait_port(front):
-            raise SystemExit("haproxy did not start")
+            raise SystemExit(f"{balancer.name} did not start")
         time.sleep(0.5)  # both servers pass their first checks
         threads = [threading.Thread(target=load.run) for _ in range(LOAD_THREADS)]
         for t in threads:
             t.start()
         time.sleep(1.0)
-        marks = []
         for inst in (a, b):
             marks.append(("before restart of " + inst.name, load.ok))
             err = inst.stop()
             if err:
                 problems.append(err)
             inst.start()
-            time.sleep(1.0)  # back in rotation (rise 2 × 100 ms) and serving
+            time.sleep(1.0)  # back in rotation and serving
         time.sleep(1.0)
     finally:
         load.stop.set()
         for t in threads:
             t.join(timeout=10)
-        if hap is not None:
-            stats = show_stat(os.path.join(logdir, "haproxy.sock"))
+        if started:
+            balancer.stop()
         for inst in (a, b):
             if inst.proc and inst.proc.poll() is None:
                 err = inst.stop()
                 if err:
                     problems.append(err + " (at the end)")
-        if hap is not None:
-            hap.send_signal(signal.SIGUSR1)  # soft stop: finish, flush logs
-            try:
-                hap.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                hap.kill()
-                hap.wait()
 
-    with open(haproxy_log) as f:
-        log = f.read()
-    # HAProxy's counters are the authority on what it saw; its log (which it
-    # may thin under load) is scanned for any 5xx line as well.
-    fe, be = "fe/FRONTEND", "solo/BACKEND"
-    fe_5xx = count(stats, fe, "hrsp_5xx")
-    be_5xx = count(stats, be, "hrsp_5xx")
-    errors = {f: count(stats, be, f) for f in ("econ", "eresp", "wretr", "wredis")}
-    served_by = {n: count(stats, "solo/" + n, "hrsp_2xx") for n in ("a", "b")}
-    total = count(stats, fe, "req_tot")
-    logged_5xx = [l for l in log.splitlines() if re.search(r" fe \S+/\S+ \S+ 5\d\d ", l)]
-    restart_seen = {}
-    for inst in (a, b):
-        path = os.path.join(logdir, f"{inst.name}-{inst.generation}.log")
-        with open(path) as f:
-            text = f.read()
-        m = re.search(r"(\d+) requests", text)
-        restart_seen[inst.name] = bool(m and int(m.group(1)) > 0)
-    print(f"rolling restart: {load.ok} requests ok, {len(load.failures)} failed; "
-          f"HAProxy: {total} requests ({served_by['a']} to a, {served_by['b']} to b), "
-          f"{fe_5xx} 5xx, backend errors {errors}; load at each restart {marks}")
+    summary, balancer_problems = balancer.verdict(load)
+    problems += balancer_problems
+    print(f"rolling restart behind {balancer.name}: {load.ok} requests ok, {len(load.failures)} failed; "
+          f"{summary}; load at each restart {marks}")
     if load.failures:
         problems.append(f"{len(load.failures)} failed requests, first: {load.failures[:3]}")
-    if fe_5xx or be_5xx or logged_5xx:
-        problems.append(f"HAProxy answered 5xx: frontend {fe_5xx}, backend {be_5xx}, logged {logged_5xx[:3]}")
-    if any(errors.values()):
-        problems.append(f"HAProxy saw backend errors: {errors}")
     if load.ok < 500:
         problems.append(f"only {load.ok} requests: the load did not run")
-    if total < load.ok:
-        problems.append(f"HAProxy counted {total} requests for {load.ok} answered")
-    for name, seen in restart_seen.items():
-        if not seen:
-            problems.append(f"instance {name} served nothing after its restart")
-    if "Server solo/a is DOWN" not in log or "Server solo/b is DOWN" not in log:
-        problems.append("HAProxy never saw an instance leave rotation (readiness did not turn 503?)")
+    # Each instance served after its restart: its newest log counts requests.
+    for inst in (a, b):
+        with open(os.path.join(logdir, f"{inst.name}-{inst.generation}.log")) as f:
+            m = re.search(r"(\d+) requests", f.read())
+        if not (m and int(m.group(1)) > 0):
+            problems.append(f"instance {inst.name} served nothing after its restart")
     if problems:
         print("rolling restart: FAILED")
         for p in problems:
