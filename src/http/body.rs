@@ -24,17 +24,26 @@
 //! and discarded. Extensions and trailers together are bounded.
 
 use std::cell::RefCell;
+use std::collections::VecDeque;
 use std::io;
 use std::rc::Rc;
 use std::task::Waker;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::head::{is_tchar, BodyKind};
 
 /// Body bytes buffered for a handler that reads them piece by piece before
 /// the connection stops reading (flow control for large uploads).
 pub(crate) const BODY_WINDOW: usize = 256 * 1024;
+
+/// Least capacity of a block of buffered body bytes. Body bytes are copied
+/// into blocks of at least this size, never into one growing buffer: a
+/// growing buffer is reallocated at ever larger sizes (up to twice the
+/// window), which makes glibc raise its mmap threshold and keep the heap's
+/// high-water mark; blocks stay small and alike, and a body sent in tiny
+/// chunks costs no more per byte than one sent whole.
+const BLOCK: usize = 16 * 1024;
 
 /// Most bytes of chunk extensions and trailer fields accepted per body.
 const MAX_CHUNK_OVERHEAD: u32 = 16 * 1024;
@@ -244,7 +253,10 @@ impl ChunkedDecoder {
 /// check), and says so with [`BodyChannel::pause`]; the reader calls
 /// `resume` when it takes data from a paused channel.
 pub(crate) struct BodyChannel {
-    pub(crate) data: BytesMut,
+    /// Body bytes not yet taken, oldest first (see [`BLOCK`]).
+    blocks: VecDeque<BytesMut>,
+    /// Bytes in `blocks`.
+    len: usize,
     pub(crate) done: bool,
     pub(crate) error: Option<(io::ErrorKind, &'static str)>,
     pub(crate) waker: Option<Waker>,
@@ -253,7 +265,7 @@ pub(crate) struct BodyChannel {
     pub(crate) abandoned: bool,
     /// The reader collects the whole body (`body()`): never pause for it.
     pub(crate) collecting: bool,
-    /// The connection stopped reading because `data` is full.
+    /// The connection stopped reading because the window is full.
     paused: bool,
     resume: Rc<dyn Fn()>,
 }
@@ -261,7 +273,8 @@ pub(crate) struct BodyChannel {
 impl BodyChannel {
     pub(crate) fn new(resume: Rc<dyn Fn()>) -> BodyChannel {
         BodyChannel {
-            data: BytesMut::new(),
+            blocks: VecDeque::new(),
+            len: 0,
             done: false,
             error: None,
             waker: None,
@@ -274,7 +287,33 @@ impl BodyChannel {
 
     /// Whether a piece-by-piece reader has a window's worth unread.
     pub(crate) fn window_full(&self) -> bool {
-        !self.collecting && !self.abandoned && self.data.len() >= BODY_WINDOW
+        !self.collecting && !self.abandoned && self.len >= BODY_WINDOW
+    }
+
+    /// The oldest buffered block, if any (at most one read's worth).
+    pub(crate) fn take_block(&mut self) -> Option<Bytes> {
+        let block = self.blocks.pop_front()?;
+        self.len -= block.len();
+        Some(block.freeze())
+    }
+
+    /// Everything buffered, as one `Bytes` (no copy when it is one block).
+    pub(crate) fn take_all(&mut self) -> Bytes {
+        if self.blocks.len() <= 1 {
+            return self.take_block().unwrap_or_default();
+        }
+        let mut all = BytesMut::with_capacity(self.len);
+        for block in self.blocks.drain(..) {
+            all.extend_from_slice(&block);
+        }
+        self.len = 0;
+        all.freeze()
+    }
+
+    /// Drops what is buffered (nobody will read it).
+    pub(crate) fn clear(&mut self) {
+        self.blocks = VecDeque::new();
+        self.len = 0;
     }
 
     /// Whether the connection stopped reading for this reader.
@@ -296,11 +335,23 @@ impl BodyChannel {
         }
     }
 
-    pub(crate) fn push(&mut self, bytes: &[u8]) {
-        if !self.abandoned {
-            self.data.extend_from_slice(bytes);
-            self.wake();
+    pub(crate) fn push(&mut self, mut bytes: &[u8]) {
+        if self.abandoned || bytes.is_empty() {
+            return;
         }
+        self.len += bytes.len();
+        if let Some(last) = self.blocks.back_mut() {
+            let room = last.capacity() - last.len();
+            let (now, rest) = bytes.split_at(room.min(bytes.len()));
+            last.extend_from_slice(now);
+            bytes = rest;
+        }
+        if !bytes.is_empty() {
+            let mut block = BytesMut::with_capacity(bytes.len().max(BLOCK));
+            block.extend_from_slice(bytes);
+            self.blocks.push_back(block);
+        }
+        self.wake();
     }
 
     pub(crate) fn finish(&mut self, error: Option<(io::ErrorKind, &'static str)>) {
@@ -528,6 +579,34 @@ mod tests {
         ] {
             assert!(bad(bad_ext), "{:?}", String::from_utf8_lossy(bad_ext));
         }
+    }
+
+    #[test]
+    fn buffered_body_bytes_go_into_small_blocks() {
+        let mut ch = BodyChannel::new(Rc::new(|| {}));
+        // 10,000 one-byte pieces: a handful of blocks, not 10,000.
+        for _ in 0..10_000 {
+            ch.push(b"x");
+        }
+        assert_eq!(ch.blocks.len(), 1);
+        for _ in 0..BLOCK {
+            ch.push(b"y");
+        }
+        assert_eq!(ch.blocks.len(), 2);
+        // A large piece fills the room left, then takes one block of its own.
+        ch.push(&[b'z'; 3 * BLOCK]);
+        assert_eq!(ch.blocks.len(), 3);
+        assert!(ch.blocks.iter().all(|b| b.capacity() <= 3 * BLOCK));
+        assert_eq!(ch.len, 10_000 + BLOCK + 3 * BLOCK);
+        let first = ch.take_block().unwrap();
+        assert_eq!(first.len(), BLOCK);
+        assert!(first[..10_000].iter().all(|&b| b == b'x'));
+        let rest = ch.take_all();
+        assert_eq!(rest.len(), 10_000 + 3 * BLOCK);
+        assert!(rest[..BLOCK - 10_000].iter().all(|&b| b == b'y'));
+        assert_eq!(ch.len, 0);
+        assert!(ch.take_block().is_none());
+        assert!(ch.take_all().is_empty());
     }
 
     #[test]

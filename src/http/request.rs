@@ -17,7 +17,7 @@ use std::net::SocketAddr;
 use std::rc::Rc;
 use std::task::Poll;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::body::BodyChannel;
 pub use super::head::Method;
@@ -240,7 +240,7 @@ impl Request {
                         return Poll::Ready(Err(io::Error::new(kind, why)));
                     }
                     if c.done {
-                        return Poll::Ready(Ok(c.data.split().freeze()));
+                        return Poll::Ready(Ok(c.take_all()));
                     }
                     c.waker = Some(cx.waker().clone());
                     Poll::Pending
@@ -264,8 +264,7 @@ impl Request {
                 let chan = chan.clone();
                 let r = poll_fn(|cx| {
                     let mut c = chan.borrow_mut();
-                    if !c.data.is_empty() {
-                        let data = c.data.split().freeze();
+                    if let Some(data) = c.take_block() {
                         c.taken();
                         return Poll::Ready(Some(Ok(data)));
                     }
@@ -294,7 +293,7 @@ impl Drop for Request {
         if let Body::Streaming(chan) = &self.body {
             let mut c = chan.borrow_mut();
             c.abandoned = true;
-            c.data = BytesMut::new();
+            c.clear();
         }
     }
 }
