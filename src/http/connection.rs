@@ -337,7 +337,12 @@ impl<T: Transport> Connection<T> {
     fn read_limit(&self, t: &Turn) -> usize {
         let config = &t.exchange.config;
         if self.body.is_some() {
-            self.io.input().len() + config.buffer_size.max(64 * 1024)
+            // At most 64 KiB in all (more only to take one buffer past what
+            // is held): the read buffer grows by doubling, and a leftover of
+            // a few bytes plus a full 64 KiB read would double it to 128 KiB,
+            // glibc's mmap threshold, whose free makes the heap keep its
+            // high-water mark (the soak measured the step).
+            (self.io.input().len() + config.buffer_size).max(64 * 1024)
         } else {
             config.max_head.max(self.io.input().len() + 1)
         }
