@@ -252,7 +252,9 @@ impl Request {
         }
     }
 
-    /// Reads the body piece by piece as it arrives: `None` at the end.
+    /// Reads the body piece by piece as it arrives (each piece up to
+    /// 16 KiB of what has arrived, or one larger read whole): `None` at the
+    /// end.
     pub async fn body_chunk(&mut self) -> Option<io::Result<Bytes>> {
         match &self.body {
             Body::Empty | Body::Taken => None,

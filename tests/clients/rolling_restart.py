@@ -5,7 +5,7 @@ the other. Passes only if the client saw zero failed requests, HAProxy's own
 log shows no 5xx (and it may not retry: `retries 0`), every instance exited cleanly,
 and both served traffic after their restart.
 
-    python3 tests/clients/rolling_restart.py HELLO_BINARY [BASE_PORT] [--nginx]
+    python3 tests/clients/rolling_restart.py HELLO_BINARY [BASE_PORT] [--haproxy | --nginx]
 
 HELLO_BINARY is examples/hello built by cargo (it has /ready and
 --drain-delay). Loopback only; every process it starts is stopped by PID.
@@ -200,6 +200,8 @@ http {{
 
 class Haproxy:
     name = "HAProxy"
+    # Back in rotation after rise 2 × 100 ms; a second is plenty.
+    settle = 1.0
 
     def __init__(self, logdir, front, a, b):
         self.binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
@@ -253,6 +255,9 @@ class Haproxy:
 
 class Nginx:
     name = "nginx"
+    # nginx keeps a failed upstream out for fail_timeout (2 s) even after it
+    # is back: restarting the other one sooner leaves no live upstream (502).
+    settle = 3.0
 
     def __init__(self, logdir, front, a, b):
         self.binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
@@ -294,7 +299,7 @@ class Nginx:
 
 def main():
     args = [a for a in sys.argv[1:] if not a.startswith("--")]
-    balancer_kind = "nginx" if "--nginx" in sys.argv else "haproxy"
+    balancer_kind = "nginx" if "--nginx" in sys.argv else "haproxy"  # --haproxy is the default
     if not args:
         print(__doc__)
         return 2
@@ -331,7 +336,7 @@ def main():
             if err:
                 problems.append(err)
             inst.start()
-            time.sleep(1.0)  # back in rotation and serving
+            time.sleep(balancer.settle)  # back in rotation and serving
         time.sleep(1.0)
     finally:
         load.stop.set()
