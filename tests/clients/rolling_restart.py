@@ -198,13 +198,27 @@ http {{
 """
 
 
+def find_binary(name):
+    return shutil.which(name) or (f"/usr/sbin/{name}" if os.path.exists(f"/usr/sbin/{name}") else None)
+
+
+def stop_process(proc, sig):
+    """Asks `proc` to stop with `sig`, waits, kills it if it will not."""
+    proc.send_signal(sig)
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 class Haproxy:
     name = "HAProxy"
     # Back in rotation after rise 2 × 100 ms; a second is plenty.
     settle = 1.0
 
     def __init__(self, logdir, front, a, b):
-        self.binary = shutil.which("haproxy") or ("/usr/sbin/haproxy" if os.path.exists("/usr/sbin/haproxy") else None)
+        self.binary = find_binary("haproxy")
         self.logdir = logdir
         self.sock = os.path.join(logdir, "haproxy.sock")
         self.log = os.path.join(logdir, "haproxy.log")
@@ -220,12 +234,7 @@ class Haproxy:
 
     def stop(self):
         self.stats = show_stat(self.sock)
-        self.proc.send_signal(signal.SIGUSR1)  # soft stop: finish, flush logs
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGUSR1)  # soft stop: finish, flush logs
 
     def verdict(self, load):
         """(summary, problems) from HAProxy's counters and log."""
@@ -260,7 +269,7 @@ class Nginx:
     settle = 3.0
 
     def __init__(self, logdir, front, a, b):
-        self.binary = shutil.which("nginx") or ("/usr/sbin/nginx" if os.path.exists("/usr/sbin/nginx") else None)
+        self.binary = find_binary("nginx")
         self.logdir = logdir
         self.cfg = os.path.join(logdir, "nginx.conf")
         with open(self.cfg, "w") as f:
@@ -272,12 +281,7 @@ class Nginx:
                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
 
     def stop(self):
-        self.proc.send_signal(signal.SIGQUIT)  # graceful: finish, flush logs
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        stop_process(self.proc, signal.SIGQUIT)  # graceful: finish, flush logs
 
     def verdict(self, load):
         """(summary, problems) from nginx's access log: the status it sent, and

@@ -41,25 +41,9 @@ pub fn start_with(build: impl FnOnce() -> Server + Send + 'static) -> Running {
     }
 }
 
-/// A parsed response.
-#[derive(Debug)]
-pub struct Reply {
-    pub status: u16,
-    pub headers: Vec<(String, String)>,
-    pub body: Vec<u8>,
-}
-
-impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-    pub fn text(&self) -> String {
-        String::from_utf8_lossy(&self.body).into_owned()
-    }
-}
+/// A parsed response: the in-memory test client's type, read here from a
+/// socket.
+pub type Reply = solo::http::test::TestResponse;
 
 pub struct Client {
     pub reader: BufReader<TcpStream>,
