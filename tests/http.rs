@@ -4,13 +4,13 @@
 //! bodies, async handlers, panics, timeouts, limits, streaming, shutdown.
 
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use solo::http::{AtLimit, Config, Request, Response, Server, ShutdownHandle};
+use solo::http::{AtLimit, Config, Request, Response, Server};
 use solo::time::sleep;
 
 mod common;
@@ -592,7 +592,7 @@ fn workers_share_the_port_and_all_serve() {
         .local_addr()
         .unwrap()
         .port();
-    let shutdown = ShutdownHandle::new();
+    let shutdown = solo::http::ShutdownHandle::new();
     let stop = shutdown.clone();
     let workers = thread::spawn(move || {
         Server::workers_until(("127.0.0.1", port), 2, stop, |server| {
@@ -601,7 +601,7 @@ fn workers_share_the_port_and_all_serve() {
             })
         })
     });
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
     let mut seen = std::collections::BTreeSet::new();
     for _ in 0..200 {
         for _ in 0..100 {
