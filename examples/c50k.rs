@@ -1,22 +1,34 @@
 //! c50k: 50,000 concurrent keep-alive connections on one core, measured.
 //!
 //! ```text
-//! cargo run --release --example c50k [-- -n 50000 --duration 10 --rate 20000 --procs K --port 8090]
+//! cargo run --release --example c50k [-- -n 50000 --duration 10 --rate 20000 --active 256 --procs K --port 8090]
 //! cargo run --release --example c50k -- --target 127.0.0.1:8086   # load another server
 //! ```
 //!
 //! One command runs everything: solo server process(es) pinned to CPU 0 and
 //! load-client process(es) on solo's own runtime pinned to CPU 1 (the same
-//! binary, re-executed with `--role`). The orchestrator drives five phases
-//! over the children's stdin/stdout and prints what it measured:
+//! binary, re-executed with `--role`). The orchestrator drives six phases
+//! over the children's stdin/stdout, printing a progress line a second, and
+//! then what it measured:
 //!
 //! 1. connect: every connection opened and one request answered on it;
 //! 2. idle hold: server RSS growth per connection (user space), and the
 //!    kernel's TCP memory from /proc/net/sockstat, separately;
-//! 3. closed loop: every connection sends back to back for `--duration` s;
-//! 4. open loop: `--rate` requests/s spread over all connections, latency
-//!    measured from each request's *scheduled* time (no coordinated omission);
-//! 5. teardown: everything closed, server descriptors back to the baseline.
+//! 3. held and active: every connection stays open while `--active` K of
+//!    them (default 256) run closed loop for `--duration` s: the throughput
+//!    and latency a real server's users see with tens of thousands held;
+//! 4. all active: every connection sends back to back (a stress figure: with
+//!    N requests always outstanding its latency is time in the queue, about
+//!    N / throughput, and the report says so);
+//! 5. open loop: `--rate` requests/s spread over all connections, latency
+//!    measured from each request's *scheduled* time (no coordinated
+//!    omission), and server CPU at that fixed offered rate;
+//! 6. teardown: everything closed, server descriptors back to the baseline.
+//!
+//! Last, the blog post's five claims, each with the figure of this run that
+//! tests it and whether it was met. With `--target`, the server figures are
+//! those of the processes holding the target's listening socket (found
+//! through /proc/net/tcp and /proc/*/fd), or "not measured".
 //!
 //! When the per-process descriptor limit (hard `RLIMIT_NOFILE`) is below what
 //! one process needs, it says so and runs K server processes that share the
@@ -54,6 +66,7 @@ struct Args {
     target: Option<SocketAddr>,
     role: Option<String>,
     first: usize,
+    active: usize,
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -66,6 +79,7 @@ fn parse_args() -> Result<Args, String> {
         target: None,
         role: None,
         first: 0,
+        active: 256,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -79,9 +93,11 @@ fn parse_args() -> Result<Args, String> {
             "--target" => a.target = Some(value("--target")?.parse().map_err(|e| format!("--target: {e}"))?),
             "--role" => a.role = Some(value("--role")?),
             "--first" => a.first = value("--first")?.parse().map_err(|e| format!("--first: {e}"))?,
+            "--active" => a.active = value("--active")?.parse().map_err(|e| format!("--active: {e}"))?,
             "-h" | "--help" => {
                 return Err(
-                    "usage: c50k [-n N] [--procs K] [--duration S] [--rate R] [--port P] [--target ADDR]".into(),
+                    "usage: c50k [-n N] [--procs K] [--duration S] [--rate R] [--active K] [--port P] [--target ADDR]"
+                        .into(),
                 )
             }
             other => return Err(format!("unknown argument {other:?} (try --help)")),
@@ -226,6 +242,29 @@ struct ClientState {
     first: usize,
     conns: RefCell<Vec<TcpStream>>,
     errors: Cell<u64>,
+    /// Connections opened or requests answered in the current phase, for
+    /// the once-a-second progress line.
+    progress: Cell<u64>,
+}
+
+impl ClientState {
+    fn step(&self) {
+        self.progress.set(self.progress.get() + 1);
+    }
+}
+
+/// Prints `progress COUNT` once a second for the orchestrator until the
+/// phase ends (the handle is aborted).
+fn report_progress(state: &Rc<ClientState>) -> solo::JoinHandle<()> {
+    state.progress.set(0);
+    let state = state.clone();
+    spawn(async move {
+        loop {
+            solo::time::sleep(Duration::from_secs(1)).await;
+            println!("progress {}", state.progress.get());
+            let _ = io::stdout().flush();
+        }
+    })
 }
 
 fn run_client(args: &Args) -> i32 {
@@ -239,6 +278,7 @@ fn run_client(args: &Args) -> i32 {
         first: args.first,
         conns: RefCell::new(Vec::new()),
         errors: Cell::new(0),
+        progress: Cell::new(0),
     });
     let stdin = io::stdin();
     for line in stdin.lock().lines() {
@@ -246,7 +286,12 @@ fn run_client(args: &Args) -> i32 {
         let words: Vec<&str> = line.split_whitespace().collect();
         let reply = match words.as_slice() {
             ["connect", n] => rt.block_on(client_connect(state.clone(), n.parse().unwrap_or(0))),
-            ["closed", secs] => rt.block_on(client_closed(state.clone(), secs.parse().unwrap_or(1))),
+            ["closed", secs] => rt.block_on(client_closed(state.clone(), usize::MAX, secs.parse().unwrap_or(1))),
+            ["active", k, secs] => rt.block_on(client_closed(
+                state.clone(),
+                k.parse().unwrap_or(0),
+                secs.parse().unwrap_or(1),
+            )),
             ["open", rate, secs] => rt.block_on(client_open(
                 state.clone(),
                 rate.parse().unwrap_or(1),
@@ -268,18 +313,20 @@ fn run_client(args: &Args) -> i32 {
 /// one request. Reply: `connected OK FAILED SECONDS`.
 async fn client_connect(state: Rc<ClientState>, n: usize) -> String {
     let start = Instant::now();
+    let reporter = report_progress(&state);
     let gate = Rc::new(Semaphore::new(1000));
     let mut handles = Vec::with_capacity(n);
     for i in 0..n {
         let global = state.first + i;
         let source = Ipv4Addr::new(127, 0, 0, 2 + (global / PER_SOURCE_IP) as u8);
-        let (gate, target) = (gate.clone(), state.target);
+        let (gate, target, state) = (gate.clone(), state.target, state.clone());
         handles.push(spawn(async move {
             let _permit = gate.acquire().await.map_err(io::Error::other)?;
             let mut s = TcpStream::connect_from(SocketAddr::V4(SocketAddrV4::new(source, 0)), target).await?;
             s.set_nodelay(true)?;
             let mut buf = Vec::with_capacity(256);
             request(&mut s, &mut buf).await?;
+            state.step();
             Ok::<_, io::Error>(s)
         }));
     }
@@ -301,6 +348,7 @@ async fn client_connect(state: Rc<ClientState>, n: usize) -> String {
             }
         }
     }
+    reporter.abort();
     if let Some(e) = first_error {
         eprintln!("c50k client: first connect error: {e}");
     }
@@ -320,12 +368,17 @@ async fn take_back(state: &ClientState, handles: Vec<solo::JoinHandle<Option<Tcp
     errors
 }
 
-/// Every connection sends back to back for `secs`. Reply:
+/// The first `k` connections (all of them for `usize::MAX`) send back to
+/// back for `secs`; the rest stay open and idle. Reply:
 /// `closed REQUESTS ERRORS HISTOGRAM`.
-async fn client_closed(state: Rc<ClientState>, secs: u64) -> String {
+async fn client_closed(state: Rc<ClientState>, k: usize, secs: u64) -> String {
     let hist = Rc::new(Histogram::default());
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let conns = std::mem::take(&mut *state.conns.borrow_mut());
+    let mut conns = std::mem::take(&mut *state.conns.borrow_mut());
+    // The held ones go back at once; the active ones when their task ends.
+    let held = conns.split_off(k.min(conns.len()));
+    state.conns.borrow_mut().extend(held);
+    let reporter = report_progress(&state);
     let handles: Vec<_> = conns
         .into_iter()
         .map(|mut s| {
@@ -340,12 +393,14 @@ async fn client_closed(state: Rc<ClientState>, secs: u64) -> String {
                         return None;
                     }
                     hist.record(t.elapsed().as_micros() as u64);
+                    state.step();
                 }
                 Some(s)
             })
         })
         .collect();
     let errors = take_back(&state, handles).await;
+    reporter.abort();
     format!("closed {} {errors} {}", hist.count(), hist.to_line())
 }
 
@@ -398,6 +453,7 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
                         return None;
                     }
                     hist.record(scheduled.elapsed().as_micros() as u64);
+                    state.step();
                 }
             })
         })
@@ -408,6 +464,7 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
     while parked.get() < n {
         solo::yield_now().await;
     }
+    let reporter = report_progress(&state);
     let start = Instant::now();
     let total = rate * secs;
     let mut sent = 0u64;
@@ -443,6 +500,7 @@ async fn client_open(state: Rc<ClientState>, rate: u64, secs: u64) -> String {
         w.add_permits(1);
     }
     let errors = take_back(&state, handles).await;
+    reporter.abort();
     format!("open {} {errors} {late} {}", hist.count(), hist.to_line())
 }
 
@@ -530,13 +588,150 @@ fn kernel_tcp_bytes() -> Option<u64> {
     None
 }
 
-fn sum_servers(servers: &[Proc]) -> Option<(u64, f64, u64)> {
+/// (RSS bytes, CPU seconds, descriptors) summed over `pids`; `None` when
+/// there are none or one cannot be read.
+fn sum_pids(pids: &[u32]) -> Option<(u64, f64, u64)> {
+    if pids.is_empty() {
+        return None;
+    }
     let mut total = (0, 0.0, 0);
-    for s in servers {
-        let (rss, cpu, fds) = proc_figures(s.child.id())?;
+    for &pid in pids {
+        let (rss, cpu, fds) = proc_figures(pid)?;
         total = (total.0 + rss, total.1 + cpu, total.2 + fds);
     }
     Some(total)
+}
+
+/// The processes holding a socket that listens on `port` (Linux): the
+/// socket's inode from /proc/net/tcp{,6}, then every /proc/PID/fd that
+/// points at it. Empty where /proc says nothing (other systems, or no
+/// permission).
+fn listening_pids(port: u16) -> Vec<u32> {
+    let mut inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT; st 0A is LISTEN; inode is field 9.
+            let listens = f.get(3) == Some(&"0A");
+            let on_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            if listens && on_port {
+                if let Some(inode) = f.get(9) {
+                    inodes.push(format!("socket:[{inode}]"));
+                }
+            }
+        }
+    }
+    let mut pids = Vec::new();
+    let me = std::process::id();
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return pids;
+    };
+    for entry in procs.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        if pid == me {
+            continue;
+        }
+        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
+            continue;
+        };
+        let holds = fds.flatten().any(|fd| {
+            std::fs::read_link(fd.path())
+                .ok()
+                .and_then(|l| l.to_str().map(|l| inodes.iter().any(|i| i == l)))
+                .unwrap_or(false)
+        });
+        if holds {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Sends each client its command, prints one progress line a second (the
+/// sum over the clients of what they did so far, and its rate), and returns
+/// each client's final reply.
+fn run_phase(
+    clients: &mut [Proc],
+    label: &str,
+    unit: &str,
+    command: impl Fn(usize) -> String,
+) -> Result<Vec<String>, String> {
+    for (i, c) in clients.iter_mut().enumerate() {
+        c.send(&command(i)).map_err(|e| e.to_string())?;
+    }
+    let mut finals: Vec<Option<String>> = vec![None; clients.len()];
+    let mut latest = vec![0u64; clients.len()];
+    let start = Instant::now();
+    let (mut last_total, mut last_at) = (0u64, start);
+    while finals.iter().any(Option::is_none) {
+        let mut heard = false;
+        for (i, c) in clients.iter_mut().enumerate() {
+            if finals[i].is_some() {
+                continue;
+            }
+            let line = c.recv().map_err(|e| e.to_string())?;
+            match line.strip_prefix("progress ") {
+                Some(v) => {
+                    latest[i] = v.parse().unwrap_or(latest[i]);
+                    heard = true;
+                }
+                None => finals[i] = Some(line),
+            }
+        }
+        if heard {
+            let total: u64 = latest.iter().sum();
+            let rate = (total - last_total.min(total)) as f64 / last_at.elapsed().as_secs_f64().max(1e-9);
+            println!(
+                "  {label:<14} {:>4.0} s  {total:>9} {unit}  ({rate:.0}/s)",
+                start.elapsed().as_secs_f64()
+            );
+            let _ = io::stdout().flush();
+            (last_total, last_at) = (total, Instant::now());
+        }
+    }
+    Ok(finals.into_iter().flatten().collect())
+}
+
+/// Sums field `i` of each reply (`1` counts a missing one as an error when
+/// `missing` is 1).
+fn sum_field(replies: &[String], i: usize, missing: u64) -> u64 {
+    replies
+        .iter()
+        .map(|r| {
+            r.split_whitespace()
+                .nth(i)
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(missing)
+        })
+        .sum()
+}
+
+/// Merges the histograms that start at field `from` of each reply.
+fn merge_hists(replies: &[String], from: usize) -> Histogram {
+    let merged = Histogram::default();
+    for r in replies {
+        let w: Vec<&str> = r.split_whitespace().collect();
+        merged.merge(&parse_hist(&w[from.min(w.len())..]));
+    }
+    merged
+}
+
+/// Server CPU over `wall` seconds between two readings, as % of one core.
+fn cpu_percent(before: Option<(u64, f64, u64)>, after: Option<(u64, f64, u64)>, wall: f64) -> Option<f64> {
+    Some((after?.1 - before?.1) / wall * 100.0)
+}
+
+fn or_not_measured(v: Option<String>) -> String {
+    v.unwrap_or_else(|| "not measured".into())
 }
 
 fn parse_hist(words: &[&str]) -> Histogram {
@@ -618,23 +813,37 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         clients.len()
     );
     std::thread::sleep(Duration::from_millis(300));
-    let baseline = sum_servers(&servers);
+    // Whose figures are the server's: our own children, or whatever holds the
+    // target's listening socket (found through /proc).
+    let server_pids: Vec<u32> = if own_server {
+        servers.iter().map(|p| p.child.id()).collect()
+    } else {
+        let pids = listening_pids(target.port());
+        if pids.is_empty() {
+            println!(
+                "c50k: no process found listening on port {} in /proc: the target's memory and CPU are not measured",
+                target.port()
+            );
+        } else {
+            println!("c50k: measuring the target's processes {pids:?} (they hold its listening socket)");
+        }
+        pids
+    };
+    let figures = || sum_pids(&server_pids);
+    let baseline = figures();
     let tcp_before = kernel_tcp_bytes();
     let mut ok_overall = true;
     let mut report: Vec<(String, String)> = Vec::new();
+    let nclients = clients.len();
 
     // 1. connect
-    for (c, share) in clients.iter_mut().zip(&shares) {
-        c.send(&format!("connect {share}")).map_err(|e| e.to_string())?;
-    }
-    let (mut connected, mut failed, mut secs) = (0u64, 0u64, 0f64);
-    for c in &mut clients {
-        let line = c.recv().map_err(|e| e.to_string())?;
-        let w: Vec<&str> = line.split_whitespace().collect();
-        connected += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-        failed += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(0);
-        secs = secs.max(w.get(3).and_then(|v| v.parse().ok()).unwrap_or(0.0));
-    }
+    println!("phases (a progress line a second):");
+    let replies = run_phase(&mut clients, "1 connect", "open", |i| format!("connect {}", shares[i]))?;
+    let (connected, failed) = (sum_field(&replies, 1, 0), sum_field(&replies, 2, 0));
+    let secs = replies
+        .iter()
+        .filter_map(|r| r.split_whitespace().nth(3).and_then(|v| v.parse::<f64>().ok()))
+        .fold(0.0, f64::max);
     ok_overall &= failed == 0 && connected == n as u64;
     report.push((
         "1 connect".into(),
@@ -646,94 +855,113 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
 
     // 2. idle hold
     std::thread::sleep(Duration::from_secs(2));
-    let idle = sum_servers(&servers);
+    let idle = figures();
     let tcp_idle = kernel_tcp_bytes();
-    let per_conn = match (baseline, idle) {
-        (Some(b), Some(i)) if connected > 0 => {
-            format!(
-                "{} B/conn user space (server RSS {} → {} KiB)",
-                (i.0.saturating_sub(b.0)) / connected,
-                b.0 / 1024,
-                i.0 / 1024
-            )
-        }
-        _ => "n/a (server RSS needs /proc and our own server)".into(),
+    let bytes_per_conn = match (baseline, idle) {
+        (Some(b), Some(i)) if connected > 0 => Some(i.0.saturating_sub(b.0) / connected),
+        _ => None,
+    };
+    let per_conn = match (bytes_per_conn, baseline, idle) {
+        (Some(per), Some(b), Some(i)) => format!(
+            "{per} B/conn user space (server RSS {} → {} KiB)",
+            b.0 / 1024,
+            i.0 / 1024
+        ),
+        _ => "user space per connection not measured (no server process found in /proc)".into(),
     };
     let kernel = match (tcp_before, tcp_idle) {
         (Some(b), Some(i)) if connected > 0 => format!(
             "kernel TCP memory {} B/conn (both ends; /proc/net/sockstat)",
             i.saturating_sub(b) / connected
         ),
-        _ => "kernel TCP memory n/a".into(),
+        _ => "kernel TCP memory not measured".into(),
     };
     report.push(("2 idle hold".into(), format!("{per_conn}; {kernel}")));
 
-    // 3. closed loop
-    let cpu_start = sum_servers(&servers);
+    // 3. held and active: every connection stays open, K of them at full speed.
+    let k = args.active.min(connected as usize).max(1);
+    let before = figures();
     let t = Instant::now();
-    for c in &mut clients {
-        c.send(&format!("closed {}", args.duration))
-            .map_err(|e| e.to_string())?;
-    }
-    let merged = Histogram::default();
-    let (mut requests, mut errors) = (0u64, 0u64);
-    for c in &mut clients {
-        let line = c.recv().map_err(|e| e.to_string())?;
-        let w: Vec<&str> = line.split_whitespace().collect();
-        requests += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-        errors += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
-        merged.merge(&parse_hist(&w[3.min(w.len())..]));
-    }
+    let replies = run_phase(&mut clients, "3 held+active", "requests", |i| {
+        format!(
+            "active {} {}",
+            k / nclients + usize::from(i < k % nclients),
+            args.duration
+        )
+    })?;
     let wall = t.elapsed().as_secs_f64();
-    let cpu = match (cpu_start, sum_servers(&servers)) {
-        (Some(a), Some(b)) => format!("server CPU {:.0}% of one core", (b.1 - a.1) / wall * 100.0),
-        _ => "server CPU n/a".into(),
-    };
+    let cpu = cpu_percent(before, figures(), wall);
+    let (requests, errors) = (sum_field(&replies, 1, 0), sum_field(&replies, 2, 1));
+    let active_rps = requests as f64 / args.duration as f64;
+    let active = merge_hists(&replies, 3);
     ok_overall &= errors == 0;
     report.push((
-        "3 closed loop".into(),
+        "3 held+active".into(),
         format!(
-            "{:.0} req/s over {}s, {errors} failed; latency p50 {} µs, p99 {} µs, p999 {} µs, max {} µs; {cpu}",
-            requests as f64 / args.duration as f64,
-            args.duration,
-            merged.quantile(0.5),
-            merged.quantile(0.99),
-            merged.quantile(0.999),
-            merged.max()
+            "{connected} open, {k} of them closed loop: {active_rps:.0} req/s, {errors} failed; latency p50 {} µs, p99 {} µs, p999 {} µs; server CPU {}",
+            active.quantile(0.5),
+            active.quantile(0.99),
+            active.quantile(0.999),
+            or_not_measured(cpu.map(|c| format!("{c:.0}% of one core")))
         ),
     ));
 
-    // 4. open loop
-    for (c, share) in clients.iter_mut().zip(&shares) {
-        let rate = (args.rate as f64 * *share as f64 / n as f64).round() as u64;
-        c.send(&format!("open {} {}", rate.max(1), args.duration))
-            .map_err(|e| e.to_string())?;
-    }
-    let merged = Histogram::default();
-    let (mut requests, mut errors, mut late) = (0u64, 0u64, 0u64);
-    for c in &mut clients {
-        let line = c.recv().map_err(|e| e.to_string())?;
-        let w: Vec<&str> = line.split_whitespace().collect();
-        requests += w.get(1).and_then(|v| v.parse().ok()).unwrap_or(0);
-        errors += w.get(2).and_then(|v| v.parse().ok()).unwrap_or(1);
-        late += w.get(3).and_then(|v| v.parse().ok()).unwrap_or(0);
-        merged.merge(&parse_hist(&w[4.min(w.len())..]));
-    }
+    // 4. all active: every connection sends back to back (a stress figure).
+    let before = figures();
+    let t = Instant::now();
+    let replies = run_phase(&mut clients, "4 all active", "requests", |_| {
+        format!("closed {}", args.duration)
+    })?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = cpu_percent(before, figures(), wall);
+    let (requests, errors) = (sum_field(&replies, 1, 0), sum_field(&replies, 2, 1));
+    let rps = requests as f64 / args.duration as f64;
+    let merged = merge_hists(&replies, 3);
     ok_overall &= errors == 0;
     report.push((
-        "4 open loop".into(),
+        "4 all active".into(),
+        format!(
+            "{rps:.0} req/s over {}s, {errors} failed; server CPU {}. With all {connected} connections \
+             waiting on a response at every instant, latency here is time in the queue, not service time: \
+             p50 {} µs ≈ {connected} / {rps:.0} req/s = {:.0} µs (Little's law); phase 3 and 5 give the latency a client sees",
+            args.duration,
+            or_not_measured(cpu.map(|c| format!("{c:.0}% of one core"))),
+            merged.quantile(0.5),
+            connected as f64 / rps.max(1e-9) * 1e6
+        ),
+    ));
+
+    // 5. open loop: a fixed offered rate, latency from each scheduled send.
+    let before = figures();
+    let t = Instant::now();
+    let replies = run_phase(&mut clients, "5 open loop", "requests", |i| {
+        let rate = (args.rate as f64 * shares[i] as f64 / n as f64).round() as u64;
+        format!("open {} {}", rate.max(1), args.duration)
+    })?;
+    let wall = t.elapsed().as_secs_f64();
+    let open_cpu = cpu_percent(before, figures(), wall);
+    let (requests, errors, late) = (
+        sum_field(&replies, 1, 0),
+        sum_field(&replies, 2, 1),
+        sum_field(&replies, 3, 0),
+    );
+    let open = merge_hists(&replies, 4);
+    ok_overall &= errors == 0;
+    report.push((
+        "5 open loop".into(),
         format!(
             "{requests} requests at {} req/s, {errors} failed, {late} sent >200 µs late by the client; \
-             latency from scheduled send: p50 {} µs, p99 {} µs, p999 {} µs, max {} µs",
+             latency from scheduled send: p50 {} µs, p99 {} µs, p999 {} µs, max {} µs; server CPU {}",
             args.rate,
-            merged.quantile(0.5),
-            merged.quantile(0.99),
-            merged.quantile(0.999),
-            merged.max()
+            open.quantile(0.5),
+            open.quantile(0.99),
+            open.quantile(0.999),
+            open.max(),
+            or_not_measured(open_cpu.map(|c| format!("{c:.0}% of one core")))
         ),
     ));
 
-    // 5. teardown
+    // 6. teardown
     for c in &mut clients {
         c.send("close").map_err(|e| e.to_string())?;
         c.recv().map_err(|e| e.to_string())?;
@@ -741,7 +969,7 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     let mut fds_back = None;
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
-        fds_back = match (baseline, sum_servers(&servers)) {
+        fds_back = match (baseline, figures()) {
             (Some(b), Some(now)) => Some((b.2, now.2)),
             _ => None,
         };
@@ -757,10 +985,57 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
                 if now <= b { "" } else { ": LEAKED" }
             )
         }
-        None => "all closed (server descriptors n/a)".into(),
+        None => "all closed (server descriptors not measured)".into(),
     };
-    report.push(("5 teardown".into(), teardown));
+    report.push(("6 teardown".into(), teardown));
 
+    // The blog post's claims, each against the figure of this run that tests it.
+    let verdict = |met: Option<bool>| match met {
+        Some(true) => "met",
+        Some(false) => "NOT met",
+        None => "not measured",
+    };
+    let one_core = if own_server {
+        format!("{} server process(es), all pinned to CPU 0", servers.len())
+    } else {
+        "the target's own CPU placement".into()
+    };
+    let claims: Vec<(&str, String, &str)> = vec![
+        (
+            "50,000+ connections on one core",
+            format!("{connected} connected, {failed} failed; {one_core} (phase 1)"),
+            verdict(Some(connected >= 50_000 && failed == 0)),
+        ),
+        (
+            "about 2 KB per connection",
+            bytes_per_conn.map_or("not measured".into(), |b| {
+                format!("{b} B/conn in the server's user space (phase 2)")
+            }),
+            verdict(bytes_per_conn.map(|b| b <= 2048)),
+        ),
+        (
+            "sub-100 µs responses",
+            format!(
+                "p50 {} µs, p99 {} µs at {} req/s offered (phase 5)",
+                open.quantile(0.5),
+                open.quantile(0.99),
+                args.rate
+            ),
+            verdict(Some(open.quantile(0.5) < 100)),
+        ),
+        (
+            "100,000+ req/s",
+            format!("{active_rps:.0} req/s from {k} active of {connected} open (phase 3)"),
+            verdict(Some(active_rps >= 100_000.0)),
+        ),
+        (
+            "CPU below 70 % under high load",
+            open_cpu.map_or("not measured".into(), |c| {
+                format!("{c:.0}% of one core at {} req/s offered (phase 5)", args.rate)
+            }),
+            verdict(open_cpu.map(|c| c < 70.0)),
+        ),
+    ];
     println!();
     println!(
         "c50k report ({}; all figures measured in this run)",
@@ -768,6 +1043,11 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     );
     for (phase, text) in &report {
         println!("  {phase:<14} {text}");
+    }
+    println!();
+    println!("the blog post's claims, against this run (at -n {n}; the post's figures were invented):");
+    for (claim, figure, met) in &claims {
+        println!("  {claim:<33} {met:<13} {figure}");
     }
     drop(clients);
     drop(servers);
