@@ -757,13 +757,19 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         None => {
             let k = n.div_ceil(per_process);
             if k > 1 {
+                let how = if own_server {
+                    format!(
+                        "{k} processes on each side, the servers sharing port {} with SO_REUSEPORT, all on CPU 0",
+                        args.port
+                    )
+                } else {
+                    format!("{k} client processes")
+                };
                 println!(
                     "RLIMIT_NOFILE hard limit is {hard} per process, below the {} one process needs for {n} connections \
-                     (raise it with `ulimit -Hn {}` as root, or in /etc/security/limits.conf); \
-                     using {k} processes on each side, the servers sharing port {} with SO_REUSEPORT, all on CPU 0.",
+                     (raise it with `ulimit -Hn {}` as root, or in /etc/security/limits.conf); using {how}.",
                     n as u64 + FD_MARGIN,
                     n as u64 + FD_MARGIN,
-                    args.port
                 );
             }
             k
@@ -802,10 +808,10 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         clients.push(p);
         shares.push(share);
     }
-    let cpu_note = if cpus() > 1 {
-        "server(s) on CPU 0, client(s) on CPU 1"
-    } else {
-        "one CPU: server and client share it"
+    let cpu_note = match (cpus() > 1, own_server) {
+        (true, true) => "server(s) on CPU 0, client(s) on CPU 1",
+        (true, false) => "the target where it runs, client(s) on CPU 1",
+        (false, _) => "one CPU: server and client share it",
     };
     println!(
         "c50k: {n} connections to {target}; {} server process(es), {} client process(es); {cpu_note}",
