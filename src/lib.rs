@@ -21,7 +21,7 @@
 //! });
 //! ```
 #![deny(unsafe_op_in_unsafe_fn)]
-#![warn(missing_docs)]
+#![warn(missing_docs, missing_debug_implementations)]
 
 mod blocking;
 mod coop;

@@ -86,6 +86,15 @@ pub struct TimerWheel<T> {
     next_generation: u32,
 }
 
+impl<T> std::fmt::Debug for TimerWheel<T> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TimerWheel")
+            .field("timers", &self.entries.len())
+            .field("elapsed_ms", &self.elapsed)
+            .finish_non_exhaustive()
+    }
+}
+
 impl<T> Default for TimerWheel<T> {
     fn default() -> Self {
         Self::new()

@@ -52,6 +52,16 @@ pub struct Server {
     counters: Rc<Counters>,
 }
 
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("local_addr", &self.listener.as_ref().and_then(|l| l.local_addr().ok()))
+            .field("hooks", &(self.before.len(), self.after.len()))
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Server {
     /// Binds the listening socket now (so a taken port fails here), with
     /// `SO_REUSEADDR` and a deep backlog (`net::LISTEN_BACKLOG`).
@@ -416,6 +426,15 @@ impl Drop for Cleanup {
 /// Reads a running server's figures.
 #[derive(Clone)]
 pub struct StatsHandle(Rc<Counters>);
+
+impl std::fmt::Debug for StatsHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StatsHandle")
+            .field("requests", &self.0.requests.get())
+            .field("active", &self.0.active.get())
+            .finish_non_exhaustive()
+    }
+}
 
 impl StatsHandle {
     /// The figures now, with the process's RSS and CPU time read from the OS.

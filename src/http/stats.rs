@@ -40,6 +40,17 @@ fn bucket_high(b: usize) -> u64 {
     ((SUB + sub + 1) << (exp - 1)) - 1
 }
 
+impl std::fmt::Debug for Histogram {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Histogram")
+            .field("count", &self.count())
+            .field("p50_us", &self.quantile(0.5))
+            .field("p99_us", &self.quantile(0.99))
+            .field("max_us", &self.max())
+            .finish()
+    }
+}
+
 impl Default for Histogram {
     fn default() -> Self {
         Histogram {

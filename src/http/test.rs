@@ -99,6 +99,14 @@ pub struct TestClient {
     conns: Vec<ClientConn>,
 }
 
+impl std::fmt::Debug for TestClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestClient")
+            .field("connections", &self.conns.len())
+            .finish_non_exhaustive()
+    }
+}
+
 impl TestClient {
     /// A client of `server` (its listener, if it has one, is not used).
     pub fn new(server: Server) -> TestClient {
@@ -388,6 +396,7 @@ fn decode_chunked(mut bytes: &[u8]) -> Option<(Vec<u8>, usize)> {
 /// production driver and state machine, with no system call. Not part of
 /// the API.
 #[doc(hidden)]
+#[derive(Debug)]
 pub struct ConnectionTurn {
     client: TestClient,
     conn: ConnId,
