@@ -90,6 +90,41 @@ pub struct RuntimeStats {
     pub io_sources: usize,
     /// Timers pending now.
     pub timers_pending: usize,
+    /// Tasks woken from other threads (through the remote queue).
+    pub remote_wakeups: u64,
+    /// Time the loop spent busy since it started: everything but waiting
+    /// in a poll that could block.
+    pub busy: Duration,
+    /// Time the loop spent waiting in the OS poll since it started.
+    pub waiting: Duration,
+    /// Busy time in the last complete second (zero before one has ended).
+    pub busy_last_second: Duration,
+    /// Waiting time in the last complete second.
+    pub waiting_last_second: Duration,
+    /// The longest busy stretch between two polls in the last complete
+    /// second: how long one turn kept everything else waiting.
+    pub longest_turn_last_second: Duration,
+}
+
+impl RuntimeStats {
+    /// `busy` over `busy + waiting` since the loop started (0 to 1).
+    pub fn utilisation(&self) -> f64 {
+        share(self.busy, self.waiting)
+    }
+
+    /// The same over the last complete second: how loaded the loop is now.
+    pub fn utilisation_last_second(&self) -> f64 {
+        share(self.busy_last_second, self.waiting_last_second)
+    }
+}
+
+fn share(busy: Duration, waiting: Duration) -> f64 {
+    let total = busy + waiting;
+    if total.is_zero() {
+        0.0
+    } else {
+        busy.as_secs_f64() / total.as_secs_f64()
+    }
 }
 
 /// What a timer does when it fires.
@@ -118,6 +153,7 @@ pub(crate) struct Core {
     tasks_polled: Cell<u64>,
     tasks_spawned: Cell<u64>,
     timers_fired: Cell<u64>,
+    remote_wakeups: Cell<u64>,
 }
 
 thread_local! {
@@ -217,6 +253,7 @@ impl Core {
     fn take_remote(&self) {
         if self.shared.notified.swap(false, Ordering::AcqRel) {
             let remote = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
+            self.remote_wakeups.set(self.remote_wakeups.get() + remote.len() as u64);
             self.run_queue.borrow_mut().extend(remote);
         }
     }
@@ -241,6 +278,7 @@ impl Core {
         });
         let waker = Waker::from(main.clone());
         let mut cx = Context::from_waker(&waker);
+        self.reactor.counters.time.start(Instant::now());
         loop {
             if main.woken.swap(false, Ordering::AcqRel) {
                 coop::reset_budget();
@@ -272,6 +310,12 @@ impl Core {
             tasks_alive: self.tasks.borrow().len(),
             io_sources: self.reactor.len(),
             timers_pending: self.timers.borrow().len(),
+            remote_wakeups: self.remote_wakeups.get(),
+            busy: Duration::from_nanos(c.time.busy_ns.get()),
+            waiting: Duration::from_nanos(c.time.wait_ns.get()),
+            busy_last_second: Duration::from_nanos(c.time.last.get().busy_ns),
+            waiting_last_second: Duration::from_nanos(c.time.last.get().wait_ns),
+            longest_turn_last_second: Duration::from_nanos(c.time.last.get().longest_ns),
         }
     }
 
@@ -295,6 +339,15 @@ impl Core {
         drop(timers);
         self.blocking.shutdown();
     }
+}
+
+/// The figures of the runtime this code runs on (see [`Runtime::stats`]):
+/// for handlers and tasks, which have no `Runtime` handle. Cheap: it reads
+/// counters, and does not read the clock.
+///
+/// Panics outside a runtime.
+pub fn stats() -> RuntimeStats {
+    Core::current().stats()
 }
 
 /// The waker of `block_on`'s own future: a flag, not a task.
@@ -400,6 +453,7 @@ impl Runtime {
                 tasks_polled: Cell::new(0),
                 tasks_spawned: Cell::new(0),
                 timers_fired: Cell::new(0),
+                remote_wakeups: Cell::new(0),
             }),
         })
     }

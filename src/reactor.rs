@@ -143,6 +143,77 @@ pub(crate) struct ReactorCounters {
     pub(crate) polls: Cell<u64>,
     pub(crate) blocking_polls: Cell<u64>,
     pub(crate) events: Cell<u64>,
+    pub(crate) time: LoopTime,
+}
+
+/// Where the loop's time goes: waiting in the OS poll, or busy (everything
+/// else: dispatching, timers, tasks, and the poll calls that do not block).
+///
+/// Measured with the clock read `turn` makes after every poll anyway, plus
+/// one read before a poll that may block: never before a non-blocking one,
+/// so a saturated loop (which polls with a zero timeout) pays no extra clock
+/// read, and a loop about to sleep does not mind one.
+#[derive(Default)]
+pub(crate) struct LoopTime {
+    pub(crate) busy_ns: Cell<u64>,
+    pub(crate) wait_ns: Cell<u64>,
+    /// When the latest poll returned.
+    last_return: Cell<Option<Instant>>,
+    /// The longest busy stretch between two polls in the current interval.
+    longest_ns: Cell<u64>,
+    /// The current interval's start, with the totals then.
+    mark: Cell<Option<(Instant, u64, u64)>>,
+    /// The last complete interval (about a second).
+    pub(crate) last: Cell<Interval>,
+}
+
+/// One complete interval of [`LoopTime`].
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Interval {
+    pub(crate) busy_ns: u64,
+    pub(crate) wait_ns: u64,
+    pub(crate) longest_ns: u64,
+}
+
+/// How long an interval of `LoopTime` lasts.
+const INTERVAL: Duration = Duration::from_secs(1);
+
+impl LoopTime {
+    /// The loop starts (or starts again): time before this is not the
+    /// loop's.
+    pub(crate) fn start(&self, now: Instant) {
+        self.last_return.set(Some(now));
+    }
+
+    /// A poll that started waiting at `wait_start` (`None`: it could not
+    /// block) returned at `now`.
+    fn record(&self, wait_start: Option<Instant>, now: Instant) {
+        let add = |c: &Cell<u64>, from: Instant, to: Instant| {
+            let ns = to.saturating_duration_since(from).as_nanos() as u64;
+            c.set(c.get() + ns);
+            ns
+        };
+        if let Some(prev) = self.last_return.replace(Some(now)) {
+            let busy = add(&self.busy_ns, prev, wait_start.unwrap_or(now));
+            self.longest_ns.set(self.longest_ns.get().max(busy));
+            if let Some(w) = wait_start {
+                add(&self.wait_ns, w, now);
+            }
+        }
+        let (busy, wait) = (self.busy_ns.get(), self.wait_ns.get());
+        match self.mark.get() {
+            Some((at, _, _)) if now.saturating_duration_since(at) < INTERVAL => {}
+            Some((_, b0, w0)) => {
+                self.last.set(Interval {
+                    busy_ns: busy - b0,
+                    wait_ns: wait - w0,
+                    longest_ns: self.longest_ns.replace(0),
+                });
+                self.mark.set(Some((now, busy, wait)));
+            }
+            None => self.mark.set(Some((now, busy, wait))),
+        }
+    }
 }
 
 pub(crate) struct Reactor {
@@ -295,8 +366,10 @@ impl Reactor {
             self.counters.blocking_polls.set(self.counters.blocking_polls.get() + 1);
         }
         let mut events = self.events.borrow_mut();
+        let wait_start = (timeout != Some(Duration::ZERO)).then(Instant::now);
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
-        self.refresh_now();
+        let now = self.refresh_now();
+        self.counters.time.record(wait_start, now);
         match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),

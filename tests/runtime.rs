@@ -437,3 +437,94 @@ fn panicking_destructor_of_an_aborted_task_is_contained() {
         assert_eq!(spawn(async { 1 }).await.unwrap(), 1);
     });
 }
+
+/// Busy-waits for `d` without yielding: one long turn of the loop.
+fn spin(d: Duration) {
+    let start = Instant::now();
+    while start.elapsed() < d {
+        std::hint::spin_loop();
+    }
+}
+
+#[test]
+fn loop_time_is_split_into_busy_and_waiting() {
+    let rt = Runtime::new().unwrap();
+    // Mostly asleep: 1.3 s of sleeps with 1 ms of work between them.
+    rt.block_on(async {
+        for _ in 0..13 {
+            spin(Duration::from_millis(1));
+            sleep(Duration::from_millis(100)).await;
+        }
+    });
+    let idle = rt.stats();
+    assert!(idle.waiting >= Duration::from_secs(1), "waited {:?}", idle.waiting);
+    assert!(idle.utilisation() < 0.5, "a sleeping loop at {:.2}", idle.utilisation());
+    assert!(idle.busy_last_second + idle.waiting_last_second >= Duration::from_millis(900));
+    assert!(idle.utilisation_last_second() < 0.5);
+    // Then busy: a task that keeps the loop spinning for 1.3 s, and one turn
+    // 50 ms long inside the same second.
+    rt.block_on(async {
+        let start = Instant::now();
+        spin(Duration::from_millis(50));
+        while start.elapsed() < Duration::from_millis(1300) {
+            yield_now().await;
+        }
+    });
+    // Make sure a second boundary has passed since the spin finished.
+    rt.block_on(async {
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(1100) {
+            yield_now().await;
+        }
+    });
+    let busy = rt.stats();
+    assert!(
+        busy.utilisation_last_second() > 0.8,
+        "a spinning loop at {:.2}",
+        busy.utilisation_last_second()
+    );
+    assert!(busy.busy > idle.busy + Duration::from_secs(2));
+    // The 50 ms turn fell in a complete second that is no longer the last
+    // one; the last one held only short turns.
+    assert!(busy.longest_turn_last_second < Duration::from_millis(50));
+}
+
+#[test]
+fn the_longest_turn_of_the_last_second_is_reported() {
+    let rt = Runtime::new().unwrap();
+    let seen = rt.block_on(async {
+        // One 80 ms turn, then spin with yields until a second has ended.
+        spin(Duration::from_millis(80));
+        let start = Instant::now();
+        loop {
+            yield_now().await;
+            let s = solo::stats();
+            if s.longest_turn_last_second > Duration::ZERO || start.elapsed() > Duration::from_secs(3) {
+                return s.longest_turn_last_second;
+            }
+        }
+    });
+    assert!(seen >= Duration::from_millis(80), "longest turn {seen:?}");
+    assert!(seen < Duration::from_secs(1), "longest turn {seen:?}");
+}
+
+#[test]
+fn wakes_from_other_threads_are_counted() {
+    let rt = Runtime::new().unwrap();
+    let before = rt.stats().remote_wakeups;
+    rt.block_on(async {
+        for _ in 0..3 {
+            // Long enough that the task is parked when the thread finishes.
+            let h = spawn(async {
+                spawn_blocking(|| {
+                    std::thread::sleep(Duration::from_millis(20));
+                    7
+                })
+                .await
+                .unwrap()
+            });
+            assert_eq!(h.await.unwrap(), 7);
+        }
+    });
+    assert!(rt.stats().remote_wakeups >= before + 3);
+}
