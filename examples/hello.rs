@@ -6,7 +6,8 @@
 //! Listens on 127.0.0.1 (PORT, or the `PORT` variable; default 8080). One
 //! worker is one thread with one reactor; with `--workers N`, N share-nothing
 //! threads share the port (`SO_REUSEPORT`). `/health` is its liveness route and
-//! `/ready` its readiness route, for a balancer (`docs/deployment.md`).
+//! `/ready` its readiness route, for a balancer (`docs/deployment.md`);
+//! `/metrics` answers its figures in Prometheus' text format.
 //! Ctrl-C or SIGTERM stops it gracefully: readiness turns 503, it serves on
 //! for `--drain-delay` (default 0), then drains (a single worker then prints
 //! its figures).
@@ -19,6 +20,7 @@ fn routes(server: Server) -> Server {
     server
         .health("/health")
         .readiness("/ready")
+        .prometheus("/metrics")
         .get("/", |_req: Request| async { Response::text("Hello, World!") })
         .post("/echo", |mut req: Request| async move {
             req.body().await.map(Response::bytes)

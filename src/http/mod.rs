@@ -43,6 +43,7 @@ mod handler;
 mod head;
 mod io;
 mod pool;
+pub mod prometheus;
 mod request;
 mod response;
 mod router;

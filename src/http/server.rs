@@ -192,6 +192,25 @@ impl Server {
         })
     }
 
+    /// A route at `path` (`GET`) answering this server's and its runtime's
+    /// figures in Prometheus' text format, for a scraper.
+    ///
+    /// ```no_run
+    /// use solo::http::{Request, Response, Server};
+    /// Server::bind("127.0.0.1:8080")?
+    ///     .get("/", |_req: Request| async { Response::text("Hello, World!") })
+    ///     .prometheus("/metrics")
+    ///     .run()
+    /// # ; Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn prometheus(self, path: &str) -> Server {
+        let stats = self.stats_handle();
+        self.get(path, move |_req: Request| {
+            let text = stats.prometheus();
+            async move { Response::text(text).content_type(super::prometheus::CONTENT_TYPE) }
+        })
+    }
+
     /// A hook run before routing, in the order added. Returning a response
     /// answers the request with it (authentication, rate limits); returning
     /// `None` goes on. It may modify the request.
@@ -440,5 +459,12 @@ impl StatsHandle {
     /// The figures now, with the process's RSS and CPU time read from the OS.
     pub fn snapshot(&self) -> Stats {
         self.0.snapshot()
+    }
+
+    /// The figures now and the current runtime's, in Prometheus' text
+    /// format (see [`prometheus`](super::prometheus)). Panics outside a
+    /// runtime.
+    pub fn prometheus(&self) -> String {
+        super::prometheus::render(&self.0.snapshot(), &self.0.latency, &crate::stats())
     }
 }

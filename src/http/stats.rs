@@ -13,6 +13,8 @@ pub struct Histogram {
     buckets: [Cell<u64>; BUCKETS],
     count: Cell<u64>,
     max: Cell<u64>,
+    /// Sum of every value recorded (what a Prometheus `_sum` reports).
+    sum: Cell<u64>,
 }
 
 const SUB_BITS: u32 = 4;
@@ -57,6 +59,7 @@ impl Default for Histogram {
             buckets: std::array::from_fn(|_| Cell::new(0)),
             count: Cell::new(0),
             max: Cell::new(0),
+            sum: Cell::new(0),
         }
     }
 }
@@ -68,6 +71,24 @@ impl Histogram {
         b.set(b.get() + 1);
         self.count.set(self.count.get() + 1);
         self.max.set(self.max.get().max(micros));
+        self.sum.set(self.sum.get().saturating_add(micros));
+    }
+
+    /// The sum of every value recorded, in microseconds.
+    pub fn sum(&self) -> u64 {
+        self.sum.get()
+    }
+
+    /// How many recorded values are at most `micros`, counting only the
+    /// buckets wholly at or below it (so it never overcounts; a bucket that
+    /// straddles `micros` is left out, an error of at most 6.25 % of it).
+    pub fn count_at_most(&self, micros: u64) -> u64 {
+        self.buckets
+            .iter()
+            .enumerate()
+            .take_while(|(i, _)| bucket_high(*i) <= micros)
+            .map(|(_, b)| b.get())
+            .sum()
     }
 
     /// How many values were recorded.
@@ -105,11 +126,13 @@ impl Histogram {
         }
         self.count.set(self.count.get() + other.count.get());
         self.max.set(self.max.get().max(other.max.get()));
+        self.sum.set(self.sum.get().saturating_add(other.sum.get()));
     }
 
-    /// One line of text: `max` then `bucket:count` for non-empty buckets.
+    /// One line of text: `max`, `s` and the sum, then `bucket:count` for
+    /// non-empty buckets.
     pub fn to_line(&self) -> String {
-        let mut line = self.max.get().to_string();
+        let mut line = format!("{} s{}", self.max.get(), self.sum.get());
         for (i, b) in self.buckets.iter().enumerate().filter(|(_, b)| b.get() > 0) {
             line.push_str(&format!(" {i}:{}", b.get()));
         }
@@ -122,6 +145,10 @@ impl Histogram {
         let mut parts = line.split_whitespace();
         h.max.set(parts.next()?.parse().ok()?);
         for part in parts {
+            if let Some(sum) = part.strip_prefix('s') {
+                h.sum.set(sum.parse().ok()?);
+                continue;
+            }
             let (i, n) = part.split_once(':')?;
             let (i, n): (usize, u64) = (i.parse().ok()?, n.parse().ok()?);
             h.buckets.get(i)?.set(n);
