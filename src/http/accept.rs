@@ -96,6 +96,7 @@ impl Acceptor {
                 Ok((stream, peer)) => {
                     if let Err(e) = self.add(stream, peer) {
                         add(&driver.exchange.counters.accept_errors, 1);
+                        log::warn!(target: "solo::http", "could not set up a connection from {peer}: {e}");
                         if is_resource_error(&e) {
                             self.back_off();
                             return Dispatch::Done;
@@ -105,11 +106,15 @@ impl Acceptor {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Dispatch::Done,
                 Err(e) if is_resource_error(&e) => {
                     add(&driver.exchange.counters.accept_errors, 1);
+                    log::error!(target: "solo::http", "accept failed ({e}): backing off {ACCEPT_BACKOFF:?}");
                     self.back_off();
                     return Dispatch::Done;
                 }
                 // ECONNABORTED and the like concern one connection only.
-                Err(_) => add(&driver.exchange.counters.accept_errors, 1),
+                Err(e) => {
+                    add(&driver.exchange.counters.accept_errors, 1);
+                    log::debug!(target: "solo::http", "accept failed for one connection: {e}");
+                }
             }
         }
         Dispatch::Again
@@ -121,6 +126,7 @@ impl Acceptor {
     fn turn_away(&self, stream: mio::net::TcpStream) {
         let exchange = &self.driver.exchange;
         add(&exchange.counters.refused, 1);
+        log::debug!(target: "solo::http", "at the connection limit: turned a connection away");
         if exchange.config.at_connection_limit == AtLimit::Respond503 {
             let _ = io::Write::write(&mut &stream, AT_LIMIT_503);
             exchange.counters.response(503);

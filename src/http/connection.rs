@@ -396,6 +396,7 @@ impl<T: Transport> Connection<T> {
             }
             Err(()) => {
                 add(&t.exchange.counters.handler_panics, 1);
+                log::warn!(target: "solo::http", "a handler panicked (request from {}): answered 500", self.peer.get());
                 self.reject(500, "Internal Server Error", t);
                 None
             }
@@ -441,6 +442,7 @@ impl<T: Transport> Connection<T> {
             return Step::Wait(self.settle_deadline(t, &Progress::default()));
         }
         add(&t.exchange.counters.timeouts, 1);
+        log::debug!(target: "solo::http", "{phase:?} timed out for {}", self.peer.get());
         match phase {
             Phase::ReadingHead => {
                 // 408 where a request was under way; then close.
@@ -648,6 +650,7 @@ impl<T: Transport> Connection<T> {
         match t.exchange.start(req, form) {
             Outcome::Respond(resp) => self.respond(resp, reply, t),
             Outcome::Panicked => {
+                log::warn!(target: "solo::http", "a handler panicked (request from {}): answered 500", self.peer.get());
                 self.abandon_body();
                 self.reject(500, "Internal Server Error", t);
                 None
@@ -683,6 +686,7 @@ impl<T: Transport> Connection<T> {
     /// The server answers on its own (an error) and closes after.
     fn reject(&mut self, status: u16, reason: &'static str, t: &Turn) {
         debug_assert!(self.unanswered(), "a second response to one request");
+        log::debug!(target: "solo::http", "answered {status} ({reason}) to {} and closing", self.peer.get());
         let resp = t.exchange.error(status, reason);
         let written = t.exchange.write(self.io.bufs(t.pool), resp, Reply::CLOSE);
         debug_assert!(written.close && written.stream.is_none());

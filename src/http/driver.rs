@@ -202,6 +202,7 @@ impl<T: Source> Driver<T> {
         });
         debug_assert_eq!(inserted, key);
         add(&self.exchange.counters.accepted, 1);
+        log::trace!(target: "solo::http", "connection {key} from {peer}");
         add(&self.exchange.counters.active, 1);
         self.apply(key, |c, t| Step::Wait(c.deadline_tick(t)));
         key
@@ -358,6 +359,7 @@ impl<T: Source> Driver<T> {
         let Some(slot) = self.conns.borrow_mut().try_remove(key) else {
             return;
         };
+        log::trace!(target: "solo::http", "connection {key} closed");
         if let Some(timer) = slot.timer {
             drop(self.core.timers.borrow_mut().cancel(timer));
         }
@@ -471,7 +473,13 @@ impl<T: Source> TimerTarget for Driver<T> {
                     });
                 }
             }
-            TimerId::Shutdown => self.close_all(),
+            TimerId::Shutdown => {
+                let left = self.conns.borrow().len();
+                if left > 0 {
+                    log::warn!(target: "solo::http", "shutdown timeout: closing {left} connection(s) still busy");
+                }
+                self.close_all();
+            }
         }
     }
 }

@@ -261,7 +261,10 @@ impl Server {
     pub async fn serve(self) -> io::Result<()> {
         let shutdown = self.shutdown.clone();
         let (driver, listener) = self.into_driver(Core::current());
-        let acceptor = Acceptor::start(driver.clone(), listener.ok_or_else(no_listener)?)?;
+        let listener = listener.ok_or_else(no_listener)?;
+        let addr = listener.local_addr()?;
+        let acceptor = Acceptor::start(driver.clone(), listener)?;
+        log::info!(target: "solo::http", "listening on http://{addr}");
         driver.start_clock();
         let _cleanup = Cleanup(driver.clone(), acceptor.clone());
         let drain_delay = driver.exchange.config.drain_delay;
@@ -270,6 +273,7 @@ impl Server {
             // `drain_delay` more (readiness says 503 meanwhile), unless an
             // immediate stop cuts it short.
             poll_fn(|cx| ready_when(&shutdown, cx, |level| level >= 1)).await;
+            log::info!(target: "solo::http", "shutting down: readiness answers 503, serving on for {drain_delay:?}");
             let mut delay = std::pin::pin!(crate::time::sleep(drain_delay));
             poll_fn(|cx| {
                 if ready_when(&shutdown, cx, |level| level >= 2).is_ready() {
@@ -280,6 +284,7 @@ impl Server {
             .await;
         }
         poll_fn(|cx| poll_serve(&driver, &acceptor, &shutdown, cx)).await;
+        log::info!(target: "solo::http", "stopped serving http://{addr}");
         Ok(())
     }
 
@@ -415,10 +420,19 @@ fn poll_serve(
         0 => {}
         1 if !draining => {
             acceptor.stop();
+            log::info!(
+                target: "solo::http",
+                "draining: no longer accepting; {} connection(s) left, at most {:?}",
+                driver.conns.borrow().len(),
+                driver.exchange.config.shutdown_timeout
+            );
             driver.begin_shutdown();
         }
         1 => {}
         _ => {
+            if !driver.conns.borrow().is_empty() {
+                log::info!(target: "solo::http", "stopping now: closing {} connection(s)", driver.conns.borrow().len());
+            }
             driver.exchange.draining.set(true);
             acceptor.stop();
             driver.close_all();
