@@ -568,14 +568,21 @@ fn past_the_connection_limit_new_connections_are_refused_quickly() {
     let addr = server.addr;
     let mut clients: Vec<Client> = (0..limit).map(|_| Client::connect(addr)).collect();
     latencies(&mut clients, 500); // warm
-    let unloaded = p99(latencies(&mut clients, 3_000));
-    // A flood of new connections while all the slots are held.
+                                  // A flood of new connections while all the slots are held, switched on
+                                  // and off so that unloaded and loaded rounds alternate: one scheduler
+                                  // hiccup on this shared VM then moves one round's p99, not the verdict,
+                                  // which compares the medians of five rounds each.
+    let flooding = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (f, d) = (flooding.clone(), done.clone());
     let flood = thread::spawn(move || {
         let mut worst = Duration::ZERO;
-        let mut served = 0;
-        let started = Instant::now();
-        let mut n = 0;
-        while started.elapsed() < Duration::from_secs(30) && n < 3_000 {
+        let (mut n, mut served) = (0u64, 0u64);
+        while !d.load(Ordering::SeqCst) {
+            if !f.load(Ordering::SeqCst) {
+                thread::sleep(Duration::from_micros(200));
+                continue;
+            }
             n += 1;
             let t = Instant::now();
             let Ok(mut c) = TcpStream::connect(addr) else { continue };
@@ -591,15 +598,31 @@ fn past_the_connection_limit_new_connections_are_refused_quickly() {
         }
         (n, served, worst)
     });
-    let loaded = p99(latencies(&mut clients, 3_000));
+    let (mut unloaded, mut loaded) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        flooding.store(false, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(5));
+        unloaded.push(p99(latencies(&mut clients, 1_000)));
+        flooding.store(true, Ordering::SeqCst);
+        thread::sleep(Duration::from_millis(20)); // the flood is under way
+        loaded.push(p99(latencies(&mut clients, 1_000)));
+    }
+    done.store(true, Ordering::SeqCst);
     let (attempts, served, worst) = flood.join().unwrap();
+    let (unloaded, loaded) = (p99_median(unloaded), p99_median(loaded));
+    assert!(attempts > 100, "the flood did not run ({attempts} attempts)");
     assert_eq!(served, 0, "{served} of {attempts} connections past the limit got bytes");
     assert!(worst < Duration::from_secs(1), "a refusal took {worst:?}");
     assert!(
         loaded <= unloaded * 2 + Duration::from_micros(100),
-        "established p99 {loaded:?} under the flood vs {unloaded:?} unloaded"
+        "established p99 {loaded:?} under the flood vs {unloaded:?} unloaded (medians of 5 rounds)"
     );
     eprintln!("refused {attempts} (worst {worst:?}); established p99 {unloaded:?} → {loaded:?}");
+}
+
+fn p99_median(mut rounds: Vec<Duration>) -> Duration {
+    rounds.sort();
+    rounds[rounds.len() / 2]
 }
 
 #[test]
