@@ -65,7 +65,7 @@ use super::body::{BodyChannel, BodyError, BodyReader};
 use super::config::Config;
 use super::exchange::{self, Exchange, Outcome, PendingHandler, Reply};
 use super::head::{self, BodyKind, Head, Method};
-use super::io::{BufferPool, Io, Transport};
+use super::io::{BufferPool, Io, Peer, Transport};
 use super::request::{Body as RequestBody, Request};
 use super::stats::add;
 use crate::sync::mpsc;
@@ -160,29 +160,6 @@ impl Deadline {
 
 /// Longest timeout of any phase: 2³¹ − 1 ms (24 days).
 const MAX_TIMEOUT_MS: u64 = i32::MAX as u64;
-
-/// The peer's address, in 16 bytes: IPv4 inline, IPv6 (rare on the hot
-/// path, and 28 bytes) boxed.
-pub(crate) enum Peer {
-    V4(std::net::SocketAddrV4),
-    V6(Box<std::net::SocketAddrV6>),
-}
-
-impl Peer {
-    pub(crate) fn new(addr: std::net::SocketAddr) -> Peer {
-        match addr {
-            std::net::SocketAddr::V4(a) => Peer::V4(a),
-            std::net::SocketAddr::V6(a) => Peer::V6(Box::new(a)),
-        }
-    }
-
-    pub(crate) fn get(&self) -> std::net::SocketAddr {
-        match self {
-            Peer::V4(a) => std::net::SocketAddr::V4(*a),
-            Peer::V6(a) => std::net::SocketAddr::V6(**a),
-        }
-    }
-}
 
 /// What a connection is lent for one call: the server's shared parts and the
 /// turn's clock.

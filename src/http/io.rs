@@ -3,7 +3,8 @@
 //! buffers come from.
 //!
 //! Owns: the transport (a socket, or an in-memory pipe for tests, the bench
-//! and the fuzzer), the cached readiness of each direction, and the buffers
+//! and the fuzzer) and its peer's address, the cached readiness of each
+//! direction, and the buffers
 //! a connection holds only while a request is in progress. Must never: parse
 //! or decide anything about HTTP, or keep a buffer past `release` (an idle
 //! connection holds none).
@@ -447,6 +448,29 @@ impl<T: Transport> Io<T> {
             }
         }
         false
+    }
+}
+
+/// The peer's address, in 16 bytes: IPv4 inline, IPv6 (rare on the hot
+/// path, and 28 bytes) boxed.
+pub(crate) enum Peer {
+    V4(std::net::SocketAddrV4),
+    V6(Box<std::net::SocketAddrV6>),
+}
+
+impl Peer {
+    pub(crate) fn new(addr: std::net::SocketAddr) -> Peer {
+        match addr {
+            std::net::SocketAddr::V4(a) => Peer::V4(a),
+            std::net::SocketAddr::V6(a) => Peer::V6(Box::new(a)),
+        }
+    }
+
+    pub(crate) fn get(&self) -> std::net::SocketAddr {
+        match self {
+            Peer::V4(a) => std::net::SocketAddr::V4(*a),
+            Peer::V6(a) => std::net::SocketAddr::V6(**a),
+        }
     }
 }
 
