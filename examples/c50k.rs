@@ -725,9 +725,19 @@ fn merge_hists(replies: &[String], from: usize) -> Histogram {
     merged
 }
 
-/// Server CPU over `wall` seconds between two readings, as % of one core.
-fn cpu_percent(before: Option<(u64, f64, u64)>, after: Option<(u64, f64, u64)>, wall: f64) -> Option<f64> {
-    Some((after?.1 - before?.1) / wall * 100.0)
+/// Runs `phase`, and the server's CPU over it as % of one core (`None`
+/// where the server's figures cannot be read).
+fn measured<R>(
+    figures: &dyn Fn() -> Option<(u64, f64, u64)>,
+    phase: impl FnOnce() -> Result<R, String>,
+) -> Result<(R, Option<f64>), String> {
+    let (before, t) = (figures(), Instant::now());
+    let result = phase()?;
+    let wall = t.elapsed().as_secs_f64();
+    let cpu = figures()
+        .zip(before)
+        .map(|(after, before)| (after.1 - before.1) / wall * 100.0);
+    Ok((result, cpu))
 }
 
 fn or_not_measured(v: Option<String>) -> String {
@@ -886,17 +896,15 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
 
     // 3. held and active: every connection stays open, K of them at full speed.
     let k = args.active.min(connected as usize).max(1);
-    let before = figures();
-    let t = Instant::now();
-    let replies = run_phase(&mut clients, "3 held+active", "requests", |i| {
-        format!(
-            "active {} {}",
-            k / nclients + usize::from(i < k % nclients),
-            args.duration
-        )
+    let (replies, cpu) = measured(&figures, || {
+        run_phase(&mut clients, "3 held+active", "requests", |i| {
+            format!(
+                "active {} {}",
+                k / nclients + usize::from(i < k % nclients),
+                args.duration
+            )
+        })
     })?;
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_percent(before, figures(), wall);
     let (requests, errors) = (sum_field(&replies, 1, 0), sum_field(&replies, 2, 1));
     let active_rps = requests as f64 / args.duration as f64;
     let active = merge_hists(&replies, 3);
@@ -913,13 +921,11 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     ));
 
     // 4. all active: every connection sends back to back (a stress figure).
-    let before = figures();
-    let t = Instant::now();
-    let replies = run_phase(&mut clients, "4 all active", "requests", |_| {
-        format!("closed {}", args.duration)
+    let (replies, cpu) = measured(&figures, || {
+        run_phase(&mut clients, "4 all active", "requests", |_| {
+            format!("closed {}", args.duration)
+        })
     })?;
-    let wall = t.elapsed().as_secs_f64();
-    let cpu = cpu_percent(before, figures(), wall);
     let (requests, errors) = (sum_field(&replies, 1, 0), sum_field(&replies, 2, 1));
     let rps = requests as f64 / args.duration as f64;
     let merged = merge_hists(&replies, 3);
@@ -938,14 +944,12 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     ));
 
     // 5. open loop: a fixed offered rate, latency from each scheduled send.
-    let before = figures();
-    let t = Instant::now();
-    let replies = run_phase(&mut clients, "5 open loop", "requests", |i| {
-        let rate = (args.rate as f64 * shares[i] as f64 / n as f64).round() as u64;
-        format!("open {} {}", rate.max(1), args.duration)
+    let (replies, open_cpu) = measured(&figures, || {
+        run_phase(&mut clients, "5 open loop", "requests", |i| {
+            let rate = (args.rate as f64 * shares[i] as f64 / n as f64).round() as u64;
+            format!("open {} {}", rate.max(1), args.duration)
+        })
     })?;
-    let wall = t.elapsed().as_secs_f64();
-    let open_cpu = cpu_percent(before, figures(), wall);
     let (requests, errors, late) = (
         sum_field(&replies, 1, 0),
         sum_field(&replies, 2, 1),
