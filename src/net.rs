@@ -93,8 +93,7 @@ impl TcpListener {
     /// processes) share one port. On Linux the kernel spreads incoming
     /// connections across them; macOS and FreeBSD accept the option but hand
     /// connections to one listener (FreeBSD's balancing option is
-    /// `SO_REUSEPORT_LB`). Unix only.
-    #[cfg(unix)]
+    /// `SO_REUSEPORT_LB`). Elsewhere an `Unsupported` error.
     pub fn bind_reuse_port(addr: SocketAddr) -> io::Result<TcpListener> {
         Self::from_std(listen(addr, true)?)
     }
@@ -163,17 +162,16 @@ impl TcpStream {
     /// Opens a connection from the local address `local` (port 0 picks one):
     /// how a client spreads many connections over several source addresses
     /// (127.0.0.2, 127.0.0.3, ...) so as not to run out of ephemeral ports.
-    /// Unix only.
-    #[cfg(unix)]
     pub async fn connect_from(local: SocketAddr, remote: SocketAddr) -> io::Result<TcpStream> {
-        let fd = sys::Socket::new(&local)?;
-        fd.set_reuse_addr()?;
+        let socket = new_socket(&local)?;
+        #[cfg(unix)]
+        socket.set_reuse_address(true)?;
         if local.port() == 0 {
-            fd.defer_port_choice()?;
+            defer_port_choice(&socket)?;
         }
-        fd.bind(&local)?;
-        fd.connect_nonblocking(&remote)?;
-        let stream = Self::from_mio(mio::net::TcpStream::from_std(fd.into_stream()))?;
+        socket.bind(&local.into())?;
+        start_connect(&socket, &remote)?;
+        let stream = Self::from_mio(mio::net::TcpStream::from_std(socket.into()))?;
         stream.finish_connect().await?;
         Ok(stream)
     }
@@ -311,176 +309,82 @@ impl fmt::Debug for TcpStream {
 pub const LISTEN_BACKLOG: i32 = 4096;
 
 /// A bound, listening, non-blocking std listener with `SO_REUSEADDR` (and
-/// `SO_REUSEPORT` if asked) and a backlog of [`LISTEN_BACKLOG`]. Unix only.
-#[cfg(unix)]
+/// `SO_REUSEPORT` if asked; Unix only) and a backlog of [`LISTEN_BACKLOG`].
+///
+/// On Windows `SO_REUSEADDR` means something else (it lets another socket
+/// steal a port in use), so it is not set there, and asking for
+/// `reuse_port` is an `Unsupported` error rather than a silent single
+/// listener.
 pub fn listen(addr: SocketAddr, reuse_port: bool) -> io::Result<std::net::TcpListener> {
-    let fd = sys::Socket::new(&addr)?;
-    fd.set_reuse_addr()?;
-    if reuse_port {
-        fd.set_reuse_port()?;
+    let socket = new_socket(&addr)?;
+    #[cfg(unix)]
+    {
+        socket.set_reuse_address(true)?;
+        if reuse_port {
+            socket.set_reuse_port(true)?;
+        }
     }
-    fd.bind(&addr)?;
-    fd.listen(LISTEN_BACKLOG)?;
-    Ok(fd.into_listener())
+    #[cfg(not(unix))]
+    if reuse_port {
+        return Err(io::Error::new(
+            io::ErrorKind::Unsupported,
+            "SO_REUSEPORT is a Unix option; use one listener on this platform",
+        ));
+    }
+    socket.bind(&addr.into())?;
+    socket.listen(LISTEN_BACKLOG)?;
+    Ok(socket.into())
 }
 
-/// The few socket calls std does not expose (bind before connect, reuse
-/// port, backlog), on raw descriptors.
-#[cfg(unix)]
-mod sys {
-    use std::io;
-    use std::mem;
-    use std::net::SocketAddr;
-    use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+/// A non-blocking, close-on-exec TCP socket for `addr`'s family. socket2
+/// sets close-on-exec atomically where the platform allows.
+fn new_socket(addr: &SocketAddr) -> io::Result<socket2::Socket> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(*addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.set_nonblocking(true)?;
+    Ok(socket)
+}
 
-    /// An owned socket descriptor (closed on drop unless converted).
-    pub(super) struct Socket(OwnedFd);
-
-    fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-        if ret < 0 {
-            Err(io::Error::last_os_error())
-        } else {
-            Ok(ret)
+/// Linux: let `connect` pick the port by the whole 4-tuple instead of `bind`
+/// searching for a port free for every destination, which is slow and runs
+/// out once tens of thousands are in use or in TIME_WAIT. socket2 has no
+/// setter for `IP_BIND_ADDRESS_NO_PORT`, hence the one raw call. Elsewhere a
+/// no-op.
+fn defer_port_choice(socket: &socket2::Socket) -> io::Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let one: libc::c_int = 1;
+        // SAFETY: the descriptor is open for the call (we borrow its owner),
+        // and the option value is a c_int of the size we pass.
+        let ret = unsafe {
+            libc::setsockopt(
+                socket.as_raw_fd(),
+                libc::IPPROTO_IP,
+                libc::IP_BIND_ADDRESS_NO_PORT,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if ret != 0 {
+            return Err(io::Error::last_os_error());
         }
     }
+    #[cfg(not(target_os = "linux"))]
+    let _ = socket;
+    Ok(())
+}
 
-    /// A `sockaddr_storage` holding `addr`, and its length.
-    fn raw_addr(addr: &SocketAddr) -> (libc::sockaddr_storage, libc::socklen_t) {
-        // SAFETY: sockaddr_storage is plain data for which all-zero is valid;
-        // it is large and aligned enough for sockaddr_in and sockaddr_in6,
-        // which are written through correctly typed pointers.
-        unsafe {
-            let mut storage: libc::sockaddr_storage = mem::zeroed();
-            let len = match addr {
-                SocketAddr::V4(a) => {
-                    let sin = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in);
-                    sin.sin_family = libc::AF_INET as libc::sa_family_t;
-                    sin.sin_port = a.port().to_be();
-                    sin.sin_addr = libc::in_addr {
-                        s_addr: u32::from_ne_bytes(a.ip().octets()),
-                    };
-                    mem::size_of::<libc::sockaddr_in>()
-                }
-                SocketAddr::V6(a) => {
-                    let sin6 = &mut *(&mut storage as *mut _ as *mut libc::sockaddr_in6);
-                    sin6.sin6_family = libc::AF_INET6 as libc::sa_family_t;
-                    sin6.sin6_port = a.port().to_be();
-                    sin6.sin6_addr.s6_addr = a.ip().octets();
-                    sin6.sin6_flowinfo = a.flowinfo();
-                    sin6.sin6_scope_id = a.scope_id();
-                    mem::size_of::<libc::sockaddr_in6>()
-                }
-            };
-            (storage, len as libc::socklen_t)
-        }
-    }
-
-    impl Socket {
-        pub(super) fn new(addr: &SocketAddr) -> io::Result<Socket> {
-            let family = if addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
-            // SAFETY: socket(2) with constant arguments; the descriptor it
-            // returns is owned by the OwnedFd from here on.
-            let fd = unsafe { check(libc::socket(family, libc::SOCK_STREAM, 0))? };
-            // SAFETY: `fd` is a fresh descriptor nobody else owns.
-            let socket = Socket(unsafe { OwnedFd::from_raw_fd(fd) });
-            socket.set_flags()?;
-            Ok(socket)
-        }
-
-        fn raw(&self) -> RawFd {
-            std::os::fd::AsRawFd::as_raw_fd(&self.0)
-        }
-
-        /// Non-blocking and close-on-exec (set here rather than with
-        /// SOCK_NONBLOCK, which macOS lacks).
-        fn set_flags(&self) -> io::Result<()> {
-            // SAFETY: fcntl on a descriptor we own.
-            unsafe {
-                let fl = check(libc::fcntl(self.raw(), libc::F_GETFL))?;
-                check(libc::fcntl(self.raw(), libc::F_SETFL, fl | libc::O_NONBLOCK))?;
-                let fd = check(libc::fcntl(self.raw(), libc::F_GETFD))?;
-                check(libc::fcntl(self.raw(), libc::F_SETFD, fd | libc::FD_CLOEXEC))?;
-            }
-            Ok(())
-        }
-
-        fn set_option(&self, level: libc::c_int, name: libc::c_int) -> io::Result<()> {
-            let one: libc::c_int = 1;
-            // SAFETY: setsockopt reads an int we own, of the size given.
-            unsafe {
-                check(libc::setsockopt(
-                    self.raw(),
-                    level,
-                    name,
-                    &one as *const libc::c_int as *const libc::c_void,
-                    mem::size_of::<libc::c_int>() as libc::socklen_t,
-                ))?;
-            }
-            Ok(())
-        }
-
-        pub(super) fn set_reuse_addr(&self) -> io::Result<()> {
-            self.set_option(libc::SOL_SOCKET, libc::SO_REUSEADDR)
-        }
-
-        pub(super) fn set_reuse_port(&self) -> io::Result<()> {
-            self.set_option(libc::SOL_SOCKET, libc::SO_REUSEPORT)
-        }
-
-        /// Linux: let `connect` pick the port by the whole 4-tuple instead of
-        /// `bind` searching for a port free for every destination, which is
-        /// slow and runs out once tens of thousands are in use or TIME_WAIT.
-        /// Elsewhere a no-op.
-        pub(super) fn defer_port_choice(&self) -> io::Result<()> {
-            #[cfg(target_os = "linux")]
-            return self.set_option(libc::IPPROTO_IP, libc::IP_BIND_ADDRESS_NO_PORT);
-            #[cfg(not(target_os = "linux"))]
-            Ok(())
-        }
-
-        pub(super) fn bind(&self, addr: &SocketAddr) -> io::Result<()> {
-            let (storage, len) = raw_addr(addr);
-            // SAFETY: the address is valid for `len` bytes.
-            unsafe {
-                check(libc::bind(
-                    self.raw(),
-                    &storage as *const _ as *const libc::sockaddr,
-                    len,
-                ))?
-            };
-            Ok(())
-        }
-
-        pub(super) fn listen(&self, backlog: i32) -> io::Result<()> {
-            // SAFETY: listen(2) on a descriptor we own.
-            unsafe { check(libc::listen(self.raw(), backlog))? };
-            Ok(())
-        }
-
-        /// Starts a non-blocking connect; `EINPROGRESS` is the normal answer.
-        pub(super) fn connect_nonblocking(&self, addr: &SocketAddr) -> io::Result<()> {
-            let (storage, len) = raw_addr(addr);
-            // SAFETY: the address is valid for `len` bytes.
-            let ret = unsafe { libc::connect(self.raw(), &storage as *const _ as *const libc::sockaddr, len) };
-            if ret == 0 {
-                return Ok(());
-            }
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::EINPROGRESS) {
-                Ok(())
-            } else {
-                Err(e)
-            }
-        }
-
-        pub(super) fn into_stream(self) -> std::net::TcpStream {
-            // SAFETY: we own the descriptor and hand it over.
-            unsafe { std::net::TcpStream::from_raw_fd(self.0.into_raw_fd()) }
-        }
-
-        pub(super) fn into_listener(self) -> std::net::TcpListener {
-            // SAFETY: we own the descriptor and hand it over.
-            unsafe { std::net::TcpListener::from_raw_fd(self.0.into_raw_fd()) }
-        }
+/// Starts a non-blocking connect: `Ok` once it is under way (or done).
+fn start_connect(socket: &socket2::Socket, remote: &SocketAddr) -> io::Result<()> {
+    match socket.connect(&(*remote).into()) {
+        Ok(()) => Ok(()),
+        #[cfg(unix)]
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
+        Err(e) => Err(e),
     }
 }

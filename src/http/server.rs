@@ -71,8 +71,8 @@ impl Server {
 
     /// Like [`bind`](Self::bind), with `SO_REUSEPORT`: several servers
     /// (threads or processes, one reactor each) share the port and, on
-    /// Linux, the kernel spreads connections across them. Unix only.
-    #[cfg(unix)]
+    /// Linux, the kernel spreads connections across them. Unix only: elsewhere
+    /// an `Unsupported` error.
     pub fn bind_reuse_port<A: ToSocketAddrs>(addr: A) -> io::Result<Server> {
         Self::bind_with(addr, true)
     }
@@ -80,14 +80,7 @@ impl Server {
     fn bind_with<A: ToSocketAddrs>(addr: A, reuse_port: bool) -> io::Result<Server> {
         let mut last = None;
         for addr in addr.to_socket_addrs()? {
-            #[cfg(unix)]
-            let bound = crate::net::listen(addr, reuse_port);
-            #[cfg(not(unix))]
-            let bound = {
-                let _ = reuse_port;
-                std::net::TcpListener::bind(addr)
-            };
-            match bound {
+            match crate::net::listen(addr, reuse_port) {
                 Ok(listener) => return Self::from_listener(listener),
                 Err(e) => last = Some(e),
             }
