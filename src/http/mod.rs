@@ -16,7 +16,7 @@
 //! | `io.rs` | the transport seam (socket or in-memory pipe), buffers, the pool |
 //! | `connection.rs` | **the state machine**: phases, deadlines, invariants |
 //! | `driver.rs` | the slab of connections, their timers and tasks |
-//! | `accept.rs`, `signals.rs`, `shutdown.rs` | the accept loop; SIGINT/SIGTERM; stopping |
+//! | `accept.rs`, `signals.rs`, `shutdown.rs` | the accept loop; SIGINT/SIGTERM as a loop event; stopping |
 //! | `server.rs` | [`Server`]: the builder, `run`, `serve`, `workers` |
 //! | `test.rs` | [`test::TestClient`]: a server driven in memory |
 //!

@@ -332,7 +332,6 @@ impl Server {
         for _ in 1..n {
             listeners.push(crate::net::listen(addr, true)?);
         }
-        let _signals = super::signals::install(shutdown.clone())?;
         let routes = Arc::new(routes);
         let threads: Vec<_> = listeners
             .into_iter()
@@ -347,7 +346,14 @@ impl Server {
                         let mut server = Server::from_listener(listener)?;
                         server.shutdown = shutdown;
                         let server = routes(server);
-                        crate::Runtime::new()?.block_on(server.serve())
+                        // One worker watches the signals for all: they
+                        // share the handle.
+                        let rt = crate::Runtime::new()?;
+                        if i == 0 {
+                            rt.block_on(server.serve_watching_signals())
+                        } else {
+                            rt.block_on(server.serve())
+                        }
                     })
             })
             .collect::<io::Result<_>>()?;
@@ -368,10 +374,29 @@ impl Server {
 
     /// Runs the server on a new runtime on this thread until SIGINT or
     /// SIGTERM (a second signal stops at once) or a shutdown handle says so.
+    /// On Windows there is no signal watch: stop the server with its
+    /// [`ShutdownHandle`].
     pub fn run(self) -> io::Result<()> {
-        let rt = crate::Runtime::new()?;
-        let _signals = super::signals::install(self.shutdown.clone())?;
-        rt.block_on(self.serve())
+        crate::Runtime::new()?.block_on(self.serve_watching_signals())
+    }
+
+    /// [`serve`](Self::serve), with SIGINT/SIGTERM watched as an event of
+    /// this runtime's loop (Unix): the first asks for a graceful shutdown,
+    /// a second stops at once. Once no server in the process watches them,
+    /// the two signals terminate the process again, as by default.
+    pub async fn serve_watching_signals(self) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            let mut signals = super::signals::SignalWatch::new(self.shutdown.clone())?;
+            let mut serve = std::pin::pin!(self.serve());
+            std::future::poll_fn(move |cx| {
+                let _ = signals.poll(cx);
+                serve.as_mut().poll(cx)
+            })
+            .await
+        }
+        #[cfg(not(unix))]
+        self.serve().await
     }
 }
 

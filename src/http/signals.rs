@@ -1,102 +1,136 @@
 //! SIGINT/SIGTERM → graceful shutdown; a second one → immediate stop.
 //!
-//! Owns: the process's handlers for the two signals while a server runs
-//! (restored when dropped), a self-pipe, and the thread that turns a byte on
-//! it into a call on a [`ShutdownHandle`]. Must never: do anything in the
-//! handler but write(2), which is async-signal-safe. Unix only.
+//! Owns: the signal source a running server watches (signal-hook-mio: the
+//! handler writes to a socket pair, which is registered with the reactor
+//! like any socket, so the loop sees a signal as an event and no thread
+//! waits for it), and what the two signals do once no server watches them.
+//! Must never: run code in the signal handler itself (signal-hook's handler
+//! does only async-signal-safe work), or leave SIGTERM ignored after the
+//! last server stops. Unix only.
+//!
+//! signal-hook never restores a handler it replaced, so without care a
+//! process that ran a server would ignore Ctrl-C afterwards. The first
+//! watcher therefore also registers, once per process, signal-hook's
+//! emulation of the default action behind a flag that is set exactly when
+//! no server watches: then SIGINT and SIGTERM terminate as they did before
+//! any server ran.
 
 use super::shutdown::ShutdownHandle;
+use crate::executor::Core;
+use crate::reactor::Direction;
+use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook_mio::v1_0::Signals;
 use std::io;
-use std::sync::atomic::{AtomicI32, Ordering};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
-static PIPE_WRITE: AtomicI32 = AtomicI32::new(-1);
+const SIGNALS: [libc::c_int; 2] = [SIGINT, SIGTERM];
 
-extern "C" fn on_signal(_: libc::c_int) {
-    let fd = PIPE_WRITE.load(Ordering::Relaxed);
-    if fd >= 0 {
-        let byte = 1u8;
-        // SAFETY: write(2) is async-signal-safe; the buffer is a local.
-        unsafe { libc::write(fd, &byte as *const u8 as *const libc::c_void, 1) };
-    }
+/// How many servers in this process watch the signals, and the flag that
+/// turns the default action back on when that count is zero.
+struct Watchers {
+    count: usize,
+    unwatched: Option<Arc<AtomicBool>>,
 }
 
-/// Restores the previous handlers and stops the watcher when dropped.
-pub(crate) struct Installed {
-    old: [libc::sigaction; 2],
-    write_fd: libc::c_int,
-    watcher: Option<std::thread::JoinHandle<()>>,
+static WATCHERS: Mutex<Watchers> = Mutex::new(Watchers {
+    count: 0,
+    unwatched: None,
+});
+
+/// A server's watch on SIGINT/SIGTERM, registered with the current runtime;
+/// each signal seen raises the shutdown level one step.
+pub(crate) struct SignalWatch {
+    core: Rc<Core>,
+    token: mio::Token,
+    signals: Signals,
+    handle: ShutdownHandle,
+    seen: usize,
 }
 
-const SIGNALS: [libc::c_int; 2] = [libc::SIGINT, libc::SIGTERM];
-
-pub(crate) fn install(handle: ShutdownHandle) -> io::Result<Installed> {
-    let mut fds = [0 as libc::c_int; 2];
-    // SAFETY: pipe writes two descriptors into the array we own.
-    if unsafe { libc::pipe(fds.as_mut_ptr()) } != 0 {
-        return Err(io::Error::last_os_error());
+impl SignalWatch {
+    /// Starts watching. Must be called inside a runtime.
+    pub(crate) fn new(handle: ShutdownHandle) -> io::Result<SignalWatch> {
+        enter()?;
+        // From here on `leave` must run, on success (in Drop) or failure.
+        let watch = Signals::new(SIGNALS).and_then(|mut signals| {
+            let core = Core::current();
+            let token = core.reactor.register_io(&mut signals, mio::Interest::READABLE)?;
+            Ok(SignalWatch {
+                core,
+                token,
+                signals,
+                handle,
+                seen: 0,
+            })
+        });
+        if watch.is_err() {
+            leave();
+        }
+        watch
     }
-    let (read_fd, write_fd) = (fds[0], fds[1]);
-    PIPE_WRITE.store(write_fd, Ordering::Relaxed);
-    let watcher = std::thread::Builder::new().name("solo-signals".into()).spawn(move || {
-        let mut count = 0;
-        let mut byte = 0u8;
-        loop {
-            // SAFETY: reads one byte into a local from a descriptor this
-            // thread owns.
-            let n = unsafe { libc::read(read_fd, &mut byte as *mut u8 as *mut libc::c_void, 1) };
-            if n == 1 && byte == 1 {
-                count += 1;
-                if count == 1 {
-                    handle.shutdown();
+
+    /// Handles the signals that arrived; never ready (the server's end ends
+    /// the watch by dropping it).
+    pub(crate) fn poll(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        while self.core.reactor.poll_ready(self.token, Direction::Read, cx).is_ready() {
+            // Clear before draining: a signal landing after the drain makes
+            // a new edge, one landing before it is drained now.
+            self.core.reactor.clear_ready(self.token, Direction::Read);
+            for signal in self.signals.pending() {
+                self.seen += 1;
+                log::info!(target: "solo::http", "signal {signal} received ({} so far)", self.seen);
+                if self.seen == 1 {
+                    self.handle.shutdown();
                 } else {
-                    handle.stop_now();
+                    self.handle.stop_now();
                 }
-            } else if n == 1 || (n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted) {
-                if n == 1 {
-                    break; // the stop byte
-                }
-            } else {
-                break;
             }
         }
-        // SAFETY: closing the descriptor this thread owns, once.
-        unsafe { libc::close(read_fd) };
-    })?;
-    // SAFETY: an all-zero sigaction is a valid "no handler, no flags"
-    // value, filled in before use; sigaction reads `new` and writes `old`.
-    let old = unsafe {
-        let mut new: libc::sigaction = std::mem::zeroed();
-        new.sa_sigaction = on_signal as *const () as libc::sighandler_t;
-        new.sa_flags = libc::SA_RESTART;
-        libc::sigemptyset(&mut new.sa_mask);
-        let mut old: [libc::sigaction; 2] = std::mem::zeroed();
-        for (i, sig) in SIGNALS.iter().enumerate() {
-            libc::sigaction(*sig, &new, &mut old[i]);
-        }
-        old
-    };
-    Ok(Installed {
-        old,
-        write_fd,
-        watcher: Some(watcher),
-    })
+        Poll::Pending
+    }
 }
 
-impl Drop for Installed {
+impl Drop for SignalWatch {
     fn drop(&mut self) {
-        // SAFETY: restores the handlers saved at install; then writes the
-        // stop byte and closes our write end, once.
-        unsafe {
-            for (i, sig) in SIGNALS.iter().enumerate() {
-                libc::sigaction(*sig, &self.old[i], std::ptr::null_mut());
+        self.core.reactor.deregister(&mut self.signals, self.token);
+        leave();
+    }
+}
+
+impl std::fmt::Debug for SignalWatch {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignalWatch").field("seen", &self.seen).finish()
+    }
+}
+
+fn enter() -> io::Result<()> {
+    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+    let flag = match &w.unwatched {
+        Some(flag) => flag.clone(),
+        None => {
+            let flag = Arc::new(AtomicBool::new(false));
+            for signal in SIGNALS {
+                signal_hook::flag::register_conditional_default(signal, flag.clone())?;
             }
-            PIPE_WRITE.store(-1, Ordering::Relaxed);
-            let stop = 2u8;
-            libc::write(self.write_fd, &stop as *const u8 as *const libc::c_void, 1);
-            libc::close(self.write_fd);
+            w.unwatched = Some(flag.clone());
+            flag
         }
-        if let Some(w) = self.watcher.take() {
-            let _ = w.join();
+    };
+    w.count += 1;
+    flag.store(false, Ordering::SeqCst);
+    Ok(())
+}
+
+fn leave() {
+    let mut w = WATCHERS.lock().unwrap_or_else(|e| e.into_inner());
+    debug_assert!(w.count > 0, "leave without enter");
+    w.count -= 1;
+    if w.count == 0 {
+        if let Some(flag) = &w.unwatched {
+            flag.store(true, Ordering::SeqCst);
         }
     }
 }
