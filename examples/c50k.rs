@@ -110,6 +110,7 @@ fn parse_args() -> Result<Args, String> {
 }
 
 /// Raises the soft descriptor limit to the hard one; returns the hard limit.
+#[cfg(unix)]
 fn raise_nofile() -> u64 {
     // SAFETY: getrlimit/setrlimit on a struct we own.
     unsafe {
@@ -121,6 +122,12 @@ fn raise_nofile() -> u64 {
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         lim.rlim_max as u64
     }
+}
+
+/// Windows has no descriptor limit to raise (its handle table is ~16 M).
+#[cfg(not(unix))]
+fn raise_nofile() -> u64 {
+    1 << 24
 }
 
 /// Pins this process to one CPU (Linux); elsewhere a no-op, said once.
@@ -177,7 +184,13 @@ fn run_server(args: &Args) -> i32 {
         keep_alive_timeout: Duration::from_secs(600),
         ..Config::default()
     };
-    let server = match Server::bind_reuse_port(("127.0.0.1", args.port)) {
+    // Several server processes share the port where SO_REUSEPORT exists.
+    let bound = if cfg!(unix) {
+        Server::bind_reuse_port(("127.0.0.1", args.port))
+    } else {
+        Server::bind(("127.0.0.1", args.port))
+    };
+    let server = match bound {
         Ok(s) => s
             .config(config)
             .get("/", |_req: Request| async { Response::text("Hello, World!") }),
@@ -545,16 +558,20 @@ impl Drop for Proc {
         drop(self.stdin.take());
         // SAFETY: kill(2) on the PID of a child we started and have not
         // reaped yet; SIGTERM asks solo's servers for a graceful stop.
-        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM) };
+        #[cfg(unix)]
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, libc::SIGTERM)
+        };
+        // Elsewhere there is no graceful signal: end it.
+        #[cfg(not(unix))]
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }
 
 /// (RSS bytes, CPU seconds, open descriptors) of a process, from /proc.
+#[cfg(target_os = "linux")]
 fn proc_figures(pid: u32) -> Option<(u64, f64, u64)> {
-    if !cfg!(target_os = "linux") {
-        return None;
-    }
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb: u64 = status
         .lines()
@@ -572,7 +589,20 @@ fn proc_figures(pid: u32) -> Option<(u64, f64, u64)> {
     Some((rss_kb * 1024, ticks as f64 / hz, fds))
 }
 
+/// Without /proc there is no figure: the report says "not measured".
+#[cfg(not(target_os = "linux"))]
+fn proc_figures(_pid: u32) -> Option<(u64, f64, u64)> {
+    None
+}
+
 /// Kernel TCP memory in bytes (/proc/net/sockstat counts pages).
+#[cfg(not(target_os = "linux"))]
+fn kernel_tcp_bytes() -> Option<u64> {
+    None
+}
+
+/// Kernel TCP memory in bytes (/proc/net/sockstat counts pages).
+#[cfg(target_os = "linux")]
 fn kernel_tcp_bytes() -> Option<u64> {
     let s = std::fs::read_to_string("/proc/net/sockstat").ok()?;
     let line = s.lines().find(|l| l.starts_with("TCP:"))?;

@@ -65,13 +65,14 @@ fn main() -> std::io::Result<()> {
     let result = server.run();
     let s = stats.snapshot();
     eprintln!(
-        "hello: {} connections, {} requests, latency p50 {} µs p99 {} µs max {} µs, CPU {:.2} s",
+        "hello: {} connections, {} requests, latency p50 {} µs p99 {} µs max {} µs, CPU {}",
         s.accepted,
         s.requests,
         s.latency_p50_us,
         s.latency_p99_us,
         s.latency_max_us,
-        s.cpu_time.as_secs_f64()
+        s.cpu_time
+            .map_or("not measured".to_string(), |t| format!("{:.2} s", t.as_secs_f64()))
     );
     result
 }

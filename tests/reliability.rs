@@ -35,7 +35,7 @@ fn open_fds() -> usize {
 }
 
 fn rss() -> u64 {
-    process_usage().0
+    process_usage().0.unwrap()
 }
 
 /// What the handlers report: how many started, finished, and were dropped

@@ -134,22 +134,25 @@ pub fn render(stats: &Stats, latency: &Histogram, runtime: &RuntimeStats) -> Str
     let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", latency.count());
     let _ = writeln!(out, "{name}_sum {}", seconds(latency.sum()));
     let _ = writeln!(out, "{name}_count {}", latency.count());
-    if stats.rss_bytes > 0 {
+    // A figure the platform does not give is left out, never sent as 0.
+    if let Some(rss) = stats.rss_bytes {
         metric(
             &mut out,
             "process_resident_memory_bytes",
             "gauge",
             "Resident memory size in bytes.",
-            &stats.rss_bytes,
+            &rss,
         );
     }
-    metric(
-        &mut out,
-        "process_cpu_seconds_total",
-        "counter",
-        "User and system CPU time spent, in seconds.",
-        &stats.cpu_time.as_secs_f64(),
-    );
+    if let Some(cpu) = stats.cpu_time {
+        metric(
+            &mut out,
+            "process_cpu_seconds_total",
+            "counter",
+            "User and system CPU time spent, in seconds.",
+            &cpu.as_secs_f64(),
+        );
+    }
     metric(
         &mut out,
         "solo_runtime_busy_seconds_total",

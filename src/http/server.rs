@@ -9,7 +9,6 @@ use std::future::{poll_fn, Future};
 use std::io;
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::rc::Rc;
-#[cfg(unix)]
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -302,7 +301,9 @@ impl Server {
     /// })
     /// # ; Ok::<(), std::io::Error>(())
     /// ```
-    #[cfg(unix)]
+    ///
+    /// Where `SO_REUSEPORT` does not exist (Windows), more than one worker
+    /// is an `Unsupported` error.
     pub fn workers<A, F>(addr: A, n: usize, routes: F) -> io::Result<()>
     where
         A: ToSocketAddrs,
@@ -313,7 +314,6 @@ impl Server {
 
     /// [`workers`](Self::workers), also stopped by `shutdown` (from any
     /// thread).
-    #[cfg(unix)]
     pub fn workers_until<A, F>(addr: A, n: usize, shutdown: ShutdownHandle, routes: F) -> io::Result<()>
     where
         A: ToSocketAddrs,
@@ -326,11 +326,14 @@ impl Server {
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no socket address to bind"))?;
         // Bind every listener before starting anything, so a taken port
         // fails here; the first fixes the port when `addr` asks for port 0.
-        let first = crate::net::listen(addr, true)?;
+        // SO_REUSEPORT wherever it exists (so other processes may join),
+        // and always when several workers must share the port.
+        let reuse_port = cfg!(unix) || n > 1;
+        let first = crate::net::listen(addr, reuse_port)?;
         let addr = first.local_addr()?;
         let mut listeners = vec![first];
         for _ in 1..n {
-            listeners.push(crate::net::listen(addr, true)?);
+            listeners.push(crate::net::listen(addr, reuse_port)?);
         }
         let routes = Arc::new(routes);
         let threads: Vec<_> = listeners

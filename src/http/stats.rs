@@ -268,50 +268,55 @@ pub struct Stats {
     pub latency_p999_us: u64,
     /// Largest latency seen, exact.
     pub latency_max_us: u64,
-    /// The process's resident set size, from the OS (0 where unavailable).
-    pub rss_bytes: u64,
-    /// The process's user + system CPU time, from `getrusage`.
-    pub cpu_time: Duration,
+    /// The process's resident set size, from the OS: `None` where solo
+    /// cannot read the current figure (everywhere but Linux today).
+    pub rss_bytes: Option<u64>,
+    /// The process's user + system CPU time, from `getrusage` (Unix);
+    /// `None` where unavailable (Windows).
+    pub cpu_time: Option<Duration>,
 }
 
-/// (RSS bytes, user+system CPU time) of this process.
-pub fn process_usage() -> (u64, Duration) {
+/// (RSS bytes, user+system CPU time) of this process, each `None` where
+/// the platform gives no such figure; never a stand-in value.
+pub fn process_usage() -> (Option<u64>, Option<Duration>) {
     (rss_bytes(), cpu_time())
 }
 
 #[cfg(target_os = "linux")]
-fn rss_bytes() -> u64 {
+fn rss_bytes() -> Option<u64> {
     // statm's second field is resident pages.
-    let statm = std::fs::read_to_string("/proc/self/statm").unwrap_or_default();
-    let pages: u64 = statm
-        .split_whitespace()
-        .nth(1)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
     // SAFETY: sysconf has no preconditions.
     let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    pages * page.max(0) as u64
+    u64::try_from(page).ok().map(|page| pages * page)
 }
 
 #[cfg(not(target_os = "linux"))]
-fn rss_bytes() -> u64 {
-    // Elsewhere the OS reports the peak, not the current, resident set via
-    // getrusage; report 0 rather than a figure that means something else.
-    0
+fn rss_bytes() -> Option<u64> {
+    // Elsewhere getrusage reports the peak, not the current, resident set:
+    // no figure rather than one that means something else.
+    None
 }
 
-fn cpu_time() -> Duration {
+#[cfg(unix)]
+fn cpu_time() -> Option<Duration> {
     // SAFETY: getrusage writes into the struct we own; zeroed is a valid
     // initial value for this plain C struct.
     let usage = unsafe {
         let mut u: libc::rusage = std::mem::zeroed();
         if libc::getrusage(libc::RUSAGE_SELF, &mut u) != 0 {
-            return Duration::ZERO;
+            return None;
         }
         u
     };
     let tv = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    tv(usage.ru_utime) + tv(usage.ru_stime)
+    Some(tv(usage.ru_utime) + tv(usage.ru_stime))
+}
+
+#[cfg(not(unix))]
+fn cpu_time() -> Option<Duration> {
+    None
 }
 
 #[cfg(test)]
@@ -362,9 +367,12 @@ mod tests {
 
     #[test]
     fn process_figures_are_read() {
-        let (rss, _cpu) = process_usage();
+        let (rss, cpu) = process_usage();
         if cfg!(target_os = "linux") {
-            assert!(rss > 0);
+            assert!(rss.unwrap() > 0);
+        }
+        if cfg!(unix) {
+            assert!(cpu.is_some());
         }
     }
 }
