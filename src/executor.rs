@@ -133,6 +133,7 @@ pub(crate) enum Expiry {
     Wake(Waker),
     /// Calls a state machine the reactor drives directly (an HTTP connection's
     /// timeout), with the value given when the timer was set.
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     Call(Rc<dyn TimerTarget>, usize),
 }
 
@@ -191,6 +192,7 @@ impl Core {
     /// The tick a timer set `after` from `from` must fire at: never early
     /// (`deadline_tick` rounds up), and a zero delay is due at once (rounding
     /// it up would make it wait for the next tick).
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn tick_after(&self, from: Instant, after: Duration) -> u64 {
         if after.is_zero() {
             self.tick_at(from)
@@ -489,6 +491,7 @@ impl Runtime {
 
     /// Calls `f` inside this runtime (so it may spawn and set timers),
     /// without running the loop.
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn enter<R>(&self, f: impl FnOnce(&Rc<Core>) -> R) -> R {
         let _guard = enter(&self.core);
         f(&self.core)
@@ -497,6 +500,7 @@ impl Runtime {
     /// Runs the loop without blocking until nothing is ready: no task to
     /// poll, no timer due, no event pending. The in-memory HTTP test client
     /// steps a server with it.
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn run_until_stalled(&self) {
         let _guard = enter(&self.core);
         let core = &self.core;

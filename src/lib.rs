@@ -4,9 +4,14 @@
 //! Read the source in this order: [`timer`] (the wheel), `reactor` (one poll,
 //! one slab of sources), `coop` (the per-poll budget), `task` (one allocation
 //! per task, its waker), `executor` (the loop turn), then [`time`], [`net`]
-//! and [`sync`], which are small users of the first four, and [`http`], whose
+//! and [`sync`], which are small users of the first four, and `http`, whose
 //! own docs list its files in dependency order. `docs/walkthrough.md` follows
 //! one request through all of it; `docs/architecture.md` draws the whole.
+//!
+//! Cargo features: `http-server` (on by default) is the `http` module and
+//! the crates only it needs (httparse, bytes, log, signal-hook). Without it
+//! (`default-features = false`) solo is the runtime alone, on mio, slab and
+//! socket2.
 //!
 //! ```
 //! use std::time::Duration;
@@ -26,6 +31,7 @@
 mod blocking;
 mod coop;
 mod executor;
+#[cfg(feature = "http-server")]
 pub mod http;
 pub mod net;
 mod reactor;
@@ -39,5 +45,5 @@ pub use task::{JoinError, JoinHandle};
 
 /// The README's code blocks, compiled and run as doctests so they cannot rot.
 #[doc = include_str!("../README.md")]
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "http-server"))]
 pub struct ReadmeDoctests;

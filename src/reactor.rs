@@ -109,6 +109,7 @@ impl Direction {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Dispatch {
     /// It ran until `WouldBlock` (or has nothing more to do): wait for an edge.
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     Done,
     /// It stopped on its fairness budget with work left: call it again next
     /// turn with the same readiness, without waiting for a new edge.
@@ -132,6 +133,7 @@ struct IoState {
 
 enum Source {
     Io(IoState),
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     Driven(Rc<dyn Driven>, usize),
     /// Deregistered during this turn's dispatch; freed when it ends.
     Released,
@@ -279,6 +281,7 @@ impl Reactor {
         self.register(io, interest, Source::Io(IoState::default()))
     }
 
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn register_driven(
         &self,
         io: &mut impl MioSource,

@@ -2,6 +2,7 @@
 //! allocator counts allocations made on the server's thread only, across
 //! 10,000 keep-alive requests (and a pipelined burst) after a warm-up. Its own
 //! test binary: the allocator is process-wide.
+#![cfg(feature = "http-server")]
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;

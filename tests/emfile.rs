@@ -1,7 +1,7 @@
 //! `accept` failing with EMFILE must not spin the loop: the server backs off
 //! on the timer wheel and serves again once descriptors are free. Its own
 //! test binary, since it lowers the process's descriptor limit.
-#![cfg(unix)]
+#![cfg(all(unix, feature = "http-server"))]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

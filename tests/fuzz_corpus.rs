@@ -2,6 +2,7 @@
 //! the fuzz targets run, on stable, so `cargo test` keeps every input the
 //! fuzzer found interesting passing. Run the fuzzer itself with
 //! `cargo +nightly fuzz run <target>` from `fuzz/` (see docs/http.md).
+#![cfg(feature = "http-server")]
 
 #[path = "../fuzz/src/lib.rs"]
 #[allow(dead_code)]

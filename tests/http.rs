@@ -2,6 +2,7 @@
 //! corpus sent whole, byte by byte and split at every offset; pipelines;
 //! long keep-alive; every malformed input with its exact status and a close;
 //! bodies, async handlers, panics, timeouts, limits, streaming, shutdown.
+#![cfg(feature = "http-server")]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -2,6 +2,7 @@
 //! way an application would: lifecycle at info, a rejected request (status,
 //! reason, peer) at debug, a panicking handler at warn. Its own test binary,
 //! since a process has one logger.
+#![cfg(feature = "http-server")]
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

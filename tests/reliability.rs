@@ -7,6 +7,7 @@
 //!
 //! Its own test binary, and one test at a time (`serial()`), because it
 //! counts the process's descriptors and resident memory.
+#![cfg(feature = "http-server")]
 #![cfg(target_os = "linux")]
 
 use std::io::{Read, Write};

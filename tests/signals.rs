@@ -4,7 +4,7 @@
 //! A signal goes to the whole process, so each case runs in a child process
 //! (this test binary again, told which case by an environment variable)
 //! and the parent checks how the child ended.
-#![cfg(unix)]
+#![cfg(all(unix, feature = "http-server"))]
 
 mod common;
 
