@@ -56,7 +56,7 @@ pub mod test;
 
 pub use config::{AtLimit, Config};
 pub use handler::{Handler, IntoResponse};
-pub use request::{percent_decode, Method, Request};
+pub use request::{form_pairs, percent_decode, Method, Request};
 pub use response::{reason, Body, Response};
 pub use server::{Server, StatsHandle};
 pub use shutdown::ShutdownHandle;

@@ -5,10 +5,16 @@
 //! buffer), its route parameters, and the handle to its body. Must never:
 //! copy the head, or let a handler read more body than the configured limit.
 //!
-//! Route parameters are kept as positions in the head and handed out raw:
-//! `/users/a%20b` gives `param("id") == Some("a%20b")`; decode with
-//! [`percent_decode`] where the route wants to.
+//! Decoding, decided once: route parameters are kept as positions in the
+//! head and handed out raw (`/users/a%20b` gives `param("id") ==
+//! Some("a%20b")`), because only the route knows whether a `%2F` in a
+//! segment may become a `/`; [`Request::param_decoded`] percent-decodes one
+//! (RFC 3986: `+` stays a plus in a path). The query and form bodies follow
+//! the `application/x-www-form-urlencoded` rules (`+` is a space), through
+//! the `form_urlencoded` crate. Decoding never fails: invalid escapes stay
+//! as they are and invalid UTF-8 becomes U+FFFD.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::future::poll_fn;
@@ -157,28 +163,45 @@ impl Request {
         self.target().split_once('?').map(|(_, q)| q)
     }
 
-    /// The query as `(name, value)` pairs, percent-decoded (`+` is a space).
-    pub fn query_pairs(&self) -> Vec<(String, String)> {
-        self.query()
-            .map(|q| {
-                q.split('&')
-                    .filter(|p| !p.is_empty())
-                    .map(|p| {
-                        let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                        (percent_decode(k), percent_decode(v))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default()
+    /// The query as `(name, value)` pairs in order, decoded as a form
+    /// (`%XX` escapes, `+` is a space); borrowed where nothing needed
+    /// decoding.
+    ///
+    /// ```
+    /// # use solo::http::{test::TestClient, Request, Response, Server};
+    /// let server = Server::new().get("/search", |req: Request| async move {
+    ///     let pairs: Vec<String> = req.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
+    ///     Response::text(pairs.join(";"))
+    /// });
+    /// let res = TestClient::new(server).get("/search?q=a+b%26c&lang=en");
+    /// assert_eq!(res.text(), "q=a b&c;lang=en");
+    /// ```
+    pub fn query_pairs(&self) -> impl Iterator<Item = (Cow<'_, str>, Cow<'_, str>)> {
+        form_urlencoded::parse(self.query().unwrap_or("").as_bytes())
     }
 
-    /// A path parameter captured by the route (`:name` or `*name`).
+    /// The first query value named `name`, decoded as
+    /// [`query_pairs`](Self::query_pairs) does.
+    pub fn query_param(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.query_pairs().find(|(k, _)| k == name).map(|(_, v)| v)
+    }
+
+    /// A path parameter captured by the route (`:name` or `*name`), raw: as
+    /// sent, not percent-decoded (see the module docs for why).
     pub fn param(&self, name: &str) -> Option<&str> {
         self.params
             .as_slice()
             .iter()
             .find(|p| &*p.name == name)
             .map(|p| as_str(slice(&self.head, p.span)))
+    }
+
+    /// A path parameter, percent-decoded by RFC 3986's rules (`%XX` only: a
+    /// `+` in a path is a plus). A `*rest` parameter's `%2F` becomes `/`
+    /// here, indistinguishable from a real separator; use
+    /// [`param`](Self::param) where that matters.
+    pub fn param_decoded(&self, name: &str) -> Option<Cow<'_, str>> {
+        self.param(name).map(percent_decode)
     }
 
     /// `"HTTP/1.0"` or `"HTTP/1.1"`.
@@ -252,6 +275,24 @@ impl Request {
         }
     }
 
+    /// Collects the body and decodes it as an HTML form
+    /// (`application/x-www-form-urlencoded`). A request that says another
+    /// content type is an `InvalidData` error, so a handler can answer 415.
+    pub async fn form(&mut self) -> io::Result<Vec<(String, String)>> {
+        let is_form = self.header("content-type").is_some_and(|ct| {
+            ct.split(';')
+                .next()
+                .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/x-www-form-urlencoded"))
+        });
+        if !is_form {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "the request body is not application/x-www-form-urlencoded",
+            ));
+        }
+        Ok(form_pairs(&self.body().await?))
+    }
+
     /// Reads the body piece by piece as it arrives (each piece up to
     /// 16 KiB of what has arrived, or one larger read whole): `None` at the
     /// end.
@@ -311,28 +352,88 @@ impl fmt::Debug for Request {
     }
 }
 
-/// Decodes `%XX` escapes and `+` (as space); invalid escapes stay as they are.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                let hex = |c: u8| (c as char).to_digit(16);
-                match (hex(b[i + 1]), hex(b[i + 2])) {
-                    (Some(h), Some(l)) => {
-                        out.push((h * 16 + l) as u8);
-                        i += 3;
-                        continue;
-                    }
-                    _ => out.push(b'%'),
+/// Decodes `%XX` escapes (RFC 3986; `+` stays a plus, unlike a form):
+/// invalid escapes stay as they are, invalid UTF-8 becomes U+FFFD, and the
+/// input is borrowed back when there was nothing to decode.
+///
+/// ```
+/// use solo::http::percent_decode;
+/// assert_eq!(percent_decode("a%20b+c%zz"), "a b+c%zz");
+/// ```
+pub fn percent_decode(s: &str) -> Cow<'_, str> {
+    percent_encoding::percent_decode_str(s).decode_utf8_lossy()
+}
+
+/// Decodes an `application/x-www-form-urlencoded` body or query into
+/// `(name, value)` pairs (`+` is a space), owned.
+///
+/// ```
+/// use solo::http::form_pairs;
+/// let pairs = form_pairs(b"name=J%C3%BCrgen+M&empty=&flag");
+/// assert_eq!(pairs[0], ("name".to_string(), "Jürgen M".to_string()));
+/// assert_eq!(pairs[1], ("empty".to_string(), String::new()));
+/// assert_eq!(pairs[2], ("flag".to_string(), String::new()));
+/// ```
+pub fn form_pairs(body: &[u8]) -> Vec<(String, String)> {
+    form_urlencoded::parse(body).into_owned().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::http::test::TestClient;
+    use crate::http::{percent_decode, Request, Response, Server};
+
+    fn app() -> Server {
+        Server::new()
+            .get("/files/*rest", |req: Request| async move {
+                Response::text(format!(
+                    "{}|{}",
+                    req.param("rest").unwrap(),
+                    req.param_decoded("rest").unwrap()
+                ))
+            })
+            .get("/q", |req: Request| async move {
+                Response::text(format!("{:?}", req.query_param("x")))
+            })
+            .post("/form", |mut req: Request| async move {
+                match req.form().await {
+                    Ok(pairs) => Response::text(format!("{pairs:?}")),
+                    Err(e) => Response::text(e.to_string()).with_status(415),
                 }
-            }
-            c => out.push(c),
-        }
-        i += 1;
+            })
     }
-    String::from_utf8_lossy(&out).into_owned()
+
+    #[test]
+    fn params_are_raw_unless_asked_and_plus_is_literal_in_a_path() {
+        let mut c = TestClient::new(app());
+        assert_eq!(c.get("/files/a%2Fb+c%20d").text(), "a%2Fb+c%20d|a/b+c d");
+        // An invalid escape and invalid UTF-8 do not fail.
+        assert_eq!(c.get("/files/%zz%FF").text(), "%zz%FF|%zz\u{FFFD}");
+    }
+
+    #[test]
+    fn query_values_are_form_decoded() {
+        let mut c = TestClient::new(app());
+        assert_eq!(c.get("/q?y=1&x=a+b%2Bc").text(), "Some(\"a b+c\")");
+        assert_eq!(c.get("/q?x").text(), "Some(\"\")");
+        assert_eq!(c.get("/q").text(), "None");
+    }
+
+    #[test]
+    fn a_form_body_is_decoded_and_another_type_refused() {
+        let mut c = TestClient::new(app());
+        let ok = c.request(
+            b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded; charset=utf-8\r\nContent-Length: 17\r\n\r\nname=a+b&n=%31%32",
+        );
+        assert_eq!(ok.text(), r#"[("name", "a b"), ("n", "12")]"#);
+        let json = c.request(
+            b"POST /form HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+        );
+        assert_eq!(json.status, 415);
+    }
+
+    #[test]
+    fn percent_decode_borrows_when_nothing_changes() {
+        assert!(matches!(percent_decode("plain"), std::borrow::Cow::Borrowed("plain")));
+    }
 }
