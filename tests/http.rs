@@ -29,7 +29,7 @@ fn app(config: Config) -> Server {
             Response::text(req.param("path").unwrap().to_string())
         })
         .get("/query", |req: Request| async move {
-            let pairs: Vec<String> = req.query_pairs().into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let pairs: Vec<String> = req.query_pairs().map(|(k, v)| format!("{k}={v}")).collect();
             Response::text(pairs.join("&"))
         })
         .get("/header", |req: Request| async move {
