@@ -114,4 +114,31 @@ mod tests {
         assert_eq!(fmt(951_782_400), "Tue, 29 Feb 2000 00:00:00 GMT");
         assert_eq!(fmt(1_796_083_200), "Tue, 01 Dec 2026 00:00:00 GMT");
     }
+
+    /// Cross-check against the `httpdate` crate (a dev-dependency only):
+    /// every day from 1970 to 2200 at a pseudo-random second, leap days and
+    /// century years included, then 200,000 pseudo-random instants up to
+    /// the year 9999 (the largest IMF-fixdate year).
+    #[test]
+    fn agrees_with_httpdate() {
+        let check = |secs: u64| {
+            let expected = httpdate::fmt_http_date(std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs));
+            assert_eq!(fmt(secs), expected, "at {secs} s");
+        };
+        let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for day in 0..84_000u64 {
+            check(day * 86_400 + next() % 86_400);
+        }
+        const LAST: u64 = 253_402_300_799; // 9999-12-31T23:59:59Z
+        for _ in 0..200_000 {
+            check(next() % (LAST + 1));
+        }
+        check(LAST);
+    }
 }
