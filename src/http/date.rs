@@ -1,5 +1,6 @@
 //! The `Date` header value (IMF-fixdate, RFC 9110 §5.6.7), formatted once a
-//! second and copied into every response.
+//! second and copied into every response; and the access log's Common Log
+//! Format time, from the same calendar arithmetic.
 //!
 //! Owns: the cached 29-byte date. Must never: allocate when refreshed, or
 //! format per response.
@@ -42,12 +43,32 @@ impl DateCache {
     }
 }
 
+const MONTHS: [&[u8; 3]; 12] = [
+    b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
+];
+
+/// `secs` since the Unix epoch as the Common Log Format's time, in UTC:
+/// `06/Nov/1994:08:49:37 +0000`.
+pub(crate) struct Clf(pub(crate) u64);
+
+impl std::fmt::Display for Clf {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (days, rem) = (self.0 / 86_400, self.0 % 86_400);
+        let (year, month, day) = civil_from_days(days as i64);
+        let month = std::str::from_utf8(MONTHS[month as usize - 1]).unwrap_or("???");
+        write!(
+            f,
+            "{day:02}/{month}/{year}:{:02}:{:02}:{:02} +0000",
+            rem / 3600,
+            rem / 60 % 60,
+            rem % 60
+        )
+    }
+}
+
 /// Formats `secs` since the Unix epoch as `Sun, 06 Nov 1994 08:49:37 GMT`.
 fn format_imf(secs: u64, out: &mut [u8; 29]) {
     const DAYS: [&[u8; 3]; 7] = [b"Thu", b"Fri", b"Sat", b"Sun", b"Mon", b"Tue", b"Wed"];
-    const MONTHS: [&[u8; 3]; 12] = [
-        b"Jan", b"Feb", b"Mar", b"Apr", b"May", b"Jun", b"Jul", b"Aug", b"Sep", b"Oct", b"Nov", b"Dec",
-    ];
     let days = secs / 86_400;
     let rem = secs % 86_400;
     let (year, month, day) = civil_from_days(days as i64);
@@ -105,6 +126,12 @@ mod tests {
         assert!(line.starts_with("Date: ") && line.ends_with(" GMT\r\n"), "{line:?}");
         assert_eq!(line.len(), 37);
         assert_ne!(&line[6..35], "Thu, 01 Jan 1970 00:00:00 GMT");
+    }
+
+    #[test]
+    fn common_log_time() {
+        assert_eq!(Clf(784_111_777).to_string(), "06/Nov/1994:08:49:37 +0000");
+        assert_eq!(Clf(0).to_string(), "01/Jan/1970:00:00:00 +0000");
     }
 
     #[test]

@@ -17,6 +17,7 @@ use std::task::{Context, Poll};
 
 use bytes::{BufMut, Bytes};
 
+use super::access::AccessLog;
 use super::config::Config;
 use super::date::DateCache;
 use super::handler::Started;
@@ -69,6 +70,8 @@ pub(crate) enum Outcome {
 
 /// What serialising a response left to do.
 pub(crate) struct Written {
+    /// The status sent (after the `after` hooks).
+    pub(crate) status: u16,
     /// The connection must close once this response is written.
     pub(crate) close: bool,
     /// A streamed body, for a task to feed.
@@ -81,6 +84,8 @@ pub(crate) struct Exchange {
     router: Router,
     before: Vec<Before>,
     after: Vec<After>,
+    /// Access-log hooks; empty means no record is kept.
+    pub(crate) access_log: Vec<AccessLog>,
     pub(crate) counters: Rc<Counters>,
     pub(crate) date: RefCell<DateCache>,
     /// Handlers running as tasks now.
@@ -95,6 +100,7 @@ impl Exchange {
         router: Router,
         before: Vec<Before>,
         after: Vec<After>,
+        access_log: Vec<AccessLog>,
         counters: Rc<Counters>,
     ) -> Exchange {
         Exchange {
@@ -102,6 +108,7 @@ impl Exchange {
             router,
             before,
             after,
+            access_log,
             counters,
             date: RefCell::new(DateCache::new()),
             in_flight: Cell::new(0),
@@ -203,7 +210,7 @@ impl Exchange {
             }
         };
         bufs.batch_len += 1;
-        Written { close, stream }
+        Written { status, close, stream }
     }
 
     /// `100 Continue`, before a body the client waits to send.

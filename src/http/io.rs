@@ -22,6 +22,8 @@ use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
+use super::access::AccessPending;
+
 /// Bodies at most this long are copied into the output buffer next to their
 /// head (one write); longer ones are queued as they are (`writev`).
 pub(crate) const COPY_BODY_MAX: usize = 4096;
@@ -245,6 +247,11 @@ pub(crate) struct Buffers {
     pub(crate) batch_start: Option<Instant>,
     /// Responses queued since `batch_start`.
     pub(crate) batch_len: u32,
+    /// The access-log record of the request in progress (only when the
+    /// server has an access-log hook). Here rather than in the connection:
+    /// a request in progress always holds buffers, and an idle connection
+    /// must stay small.
+    pub(crate) access: Option<Box<AccessPending>>,
 }
 
 /// Free buffers, shared by the connections of one server. Boxed on purpose:
@@ -279,6 +286,11 @@ impl BufferPool {
         bufs.out.queue.clear();
         bufs.batch_start = None;
         bufs.batch_len = 0;
+        debug_assert!(
+            bufs.access.is_none(),
+            "buffers returned with an access record unemitted"
+        );
+        bufs.access = None;
         let mut free = self.free.borrow_mut();
         if free.len() < POOL_KEEP {
             free.push(bufs);

@@ -11,6 +11,7 @@
 //! | `head.rs` | parsing a request head strictly; [`Method`] |
 //! | `body.rs` | the chunked decoder, the body channel, flow control |
 //! | `request.rs`, `response.rs` | [`Request`], [`Response`] |
+//! | `access.rs` | the access log's record ([`AccessEntry`]) and its Common Log Format line |
 //! | `handler.rs`, `router.rs` | [`Handler`], the inline first poll; the route table |
 //! | `exchange.rs` | one request to one response: hooks, routing, 503, serialising |
 //! | `io.rs` | the transport seam (socket or in-memory pipe), buffers, the pool |
@@ -33,6 +34,7 @@
 //! ```
 
 mod accept;
+mod access;
 mod body;
 mod config;
 mod connection;
@@ -54,6 +56,7 @@ mod signals;
 mod stats;
 pub mod test;
 
+pub use access::{AccessEntry, CommonLog};
 pub use config::{AtLimit, Config};
 pub use handler::{Handler, IntoResponse};
 pub use request::{form_pairs, percent_decode, Method, Request};

@@ -51,6 +51,19 @@ impl<T: Pooled> PooledVec<T> {
         self.0 = reused.unwrap_or_else(|| Vec::with_capacity(T::FIRST_CAPACITY));
     }
 
+    /// A copy, its buffer from the free list like any other.
+    pub(crate) fn copied(&self) -> PooledVec<T>
+    where
+        T: Copy,
+    {
+        let mut copy = PooledVec::new();
+        if !self.0.is_empty() {
+            copy.take_buffer();
+            copy.0.extend_from_slice(&self.0);
+        }
+        copy
+    }
+
     pub(crate) fn as_slice(&self) -> &[T] {
         &self.0
     }

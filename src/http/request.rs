@@ -106,6 +106,28 @@ impl Request {
         }
     }
 
+    /// The head of a request as a `Request` of its own, with no body and no
+    /// route parameters: what the access log shows. Shares the head's
+    /// bytes; copies only its header positions.
+    pub(crate) fn head_view(head_bytes: &Bytes, head: &Head, peer: SocketAddr) -> Request {
+        Request {
+            head: head_bytes.clone(),
+            method: head.method,
+            method_pos: head.method_pos,
+            target: head.target,
+            minor: head.minor,
+            fields: head.fields.copied(),
+            params: Params::new(),
+            peer,
+            body: Body::Empty,
+            content_length: match head.body {
+                BodyKind::Length(n) => Some(n),
+                BodyKind::None => Some(0),
+                BodyKind::Chunked => None,
+            },
+        }
+    }
+
     pub(crate) fn set_params(&mut self, params: Params) {
         self.params = params;
     }

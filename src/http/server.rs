@@ -13,6 +13,7 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use super::accept::Acceptor;
+use super::access::{AccessEntry, AccessLog};
 use super::config::Config;
 use super::driver::{Driver, Source};
 use super::exchange::{After, Before, Exchange};
@@ -46,6 +47,7 @@ pub struct Server {
     router: Router,
     before: Vec<Before>,
     after: Vec<After>,
+    access_log: Vec<AccessLog>,
     config: Config,
     shutdown: ShutdownHandle,
     counters: Rc<Counters>,
@@ -95,6 +97,7 @@ impl Server {
             router: Router::default(),
             before: Vec::new(),
             after: Vec::new(),
+            access_log: Vec::new(),
             config: Config::default(),
             shutdown: ShutdownHandle::new(),
             counters: Rc::new(Counters::default()),
@@ -218,6 +221,24 @@ impl Server {
         self
     }
 
+    /// A hook that sees each request and its response together (method,
+    /// target, headers, peer, status, bytes in and out, latency, time), once
+    /// the response is queued in full or the connection closed first; see
+    /// [`AccessEntry`]. Hooks run in the order added; with none, no record
+    /// is kept and nothing is measured. A Common Log Format line:
+    ///
+    /// ```
+    /// # use solo::http::{Request, Response, Server};
+    /// let server = Server::bind("127.0.0.1:0")?
+    ///     .access_log(|entry| println!("{}", entry.common_log()))
+    ///     .get("/", |_req: Request| async { Response::text("hi") });
+    /// # Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn access_log(mut self, hook: impl Fn(&AccessEntry<'_>) + 'static) -> Server {
+        self.access_log.push(Box::new(hook));
+        self
+    }
+
     /// Replaces the limits and timeouts.
     pub fn config(mut self, config: Config) -> Server {
         assert!(
@@ -282,7 +303,14 @@ impl Server {
 
     /// The driver of this server's connections on `core`, and its listener.
     pub(crate) fn into_driver<T: Source>(self, core: Rc<Core>) -> (Rc<Driver<T>>, Option<std::net::TcpListener>) {
-        let exchange = Exchange::new(self.config, self.router, self.before, self.after, self.counters);
+        let exchange = Exchange::new(
+            self.config,
+            self.router,
+            self.before,
+            self.after,
+            self.access_log,
+            self.counters,
+        );
         (Driver::new(core, exchange), self.listener)
     }
 
