@@ -376,14 +376,21 @@ impl<T> fmt::Debug for JoinHandle<T> {
     }
 }
 
-/// Why a task did not produce its output.
+/// Why a task did not produce its output. `Send + Sync`, so it fits in
+/// `io::Error` (there is a `From`) and in error types such as `anyhow`'s.
 pub struct JoinError {
     repr: Repr,
 }
 
 enum Repr {
     Cancelled,
-    Panic(Box<dyn Any + Send + 'static>),
+    /// The payload sits behind a mutex only to make the error `Sync` (a
+    /// panic payload is `Send`, not `Sync`); the message is read once, when
+    /// the task panics, so displaying the error never locks.
+    Panic {
+        payload: std::sync::Mutex<Box<dyn Any + Send + 'static>>,
+        message: Option<String>,
+    },
 }
 
 impl JoinError {
@@ -392,8 +399,15 @@ impl JoinError {
     }
 
     pub(crate) fn panic(payload: Box<dyn Any + Send + 'static>) -> JoinError {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned());
         JoinError {
-            repr: Repr::Panic(payload),
+            repr: Repr::Panic {
+                payload: std::sync::Mutex::new(payload),
+                message,
+            },
         }
     }
 
@@ -404,13 +418,13 @@ impl JoinError {
 
     /// The task panicked.
     pub fn is_panic(&self) -> bool {
-        matches!(self.repr, Repr::Panic(_))
+        matches!(self.repr, Repr::Panic { .. })
     }
 
     /// The panic payload, to resume the panic with `std::panic::resume_unwind`.
     pub fn try_into_panic(self) -> Result<Box<dyn Any + Send + 'static>, JoinError> {
         match self.repr {
-            Repr::Panic(p) => Ok(p),
+            Repr::Panic { payload, .. } => Ok(payload.into_inner().unwrap_or_else(|e| e.into_inner())),
             Repr::Cancelled => Err(self),
         }
     }
@@ -423,10 +437,7 @@ impl JoinError {
 
     fn panic_message(&self) -> Option<&str> {
         match &self.repr {
-            Repr::Panic(p) => p
-                .downcast_ref::<&str>()
-                .copied()
-                .or_else(|| p.downcast_ref::<String>().map(|s| s.as_str())),
+            Repr::Panic { message, .. } => message.as_deref(),
             Repr::Cancelled => None,
         }
     }
@@ -436,8 +447,8 @@ impl fmt::Display for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
             (Repr::Cancelled, _) => f.write_str("task was cancelled"),
-            (Repr::Panic(_), Some(msg)) => write!(f, "task panicked: {msg}"),
-            (Repr::Panic(_), None) => f.write_str("task panicked"),
+            (Repr::Panic { .. }, Some(msg)) => write!(f, "task panicked: {msg}"),
+            (Repr::Panic { .. }, None) => f.write_str("task panicked"),
         }
     }
 }
@@ -446,8 +457,8 @@ impl fmt::Debug for JoinError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match (&self.repr, self.panic_message()) {
             (Repr::Cancelled, _) => f.write_str("JoinError::Cancelled"),
-            (Repr::Panic(_), Some(msg)) => write!(f, "JoinError::Panic({msg:?})"),
-            (Repr::Panic(_), None) => f.write_str("JoinError::Panic(..)"),
+            (Repr::Panic { .. }, Some(msg)) => write!(f, "JoinError::Panic({msg:?})"),
+            (Repr::Panic { .. }, None) => f.write_str("JoinError::Panic(..)"),
         }
     }
 }
@@ -456,6 +467,12 @@ impl std::error::Error for JoinError {}
 
 impl From<JoinError> for std::io::Error {
     fn from(e: JoinError) -> std::io::Error {
-        std::io::Error::other(e.to_string())
+        std::io::Error::other(e)
     }
 }
+
+/// `JoinError` must stay usable as a boxed error across threads.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync + 'static>() {}
+    send_sync::<JoinError>();
+};

@@ -1,0 +1,220 @@
+//! Each example in `examples/` does what its doc comment says: started as
+//! its own process (the binary `cargo test` builds next to this one) on a
+//! free port, and driven over real sockets.
+#![cfg(feature = "http-server")]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{get, Client};
+
+/// A running example, killed when dropped (unless it has exited).
+struct Example {
+    child: Child,
+    addr: SocketAddr,
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn binary(name: &str) -> PathBuf {
+    // target/debug/deps/examples-HASH -> target/debug/examples/NAME
+    let mut path = std::env::current_exe().unwrap();
+    path.pop();
+    path.pop();
+    path.push("examples");
+    path.push(name);
+    assert!(
+        path.exists(),
+        "{} is not built (cargo test builds examples)",
+        path.display()
+    );
+    path
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// Starts `name` with `args` and waits for it to listen on `port`.
+fn start(name: &str, port: u16, args: &[&str]) -> Example {
+    let child = Command::new(binary(name))
+        .arg(port.to_string())
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while std::net::TcpStream::connect(addr).is_err() {
+        assert!(Instant::now() < deadline, "{name} did not listen on {addr}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    Example { child, addr }
+}
+
+#[test]
+fn sse_streams_events_and_ends_when_asked() {
+    let ex = start("sse", free_port(), &[]);
+    let mut c = Client::connect(ex.addr);
+    let reply = c.request(&get("/events?count=3"));
+    assert_eq!(reply.status, 200);
+    assert_eq!(reply.header("content-type"), Some("text/event-stream"));
+    assert_eq!(reply.header("cache-control"), Some("no-cache"));
+    let text = String::from_utf8(reply.body).unwrap();
+    assert!(text.starts_with("retry: 2000\n\n"), "{text}");
+    assert_eq!(text.matches("event: tick\n").count(), 3, "{text}");
+    assert!(text.contains("id: 3\nevent: tick\ndata: {\"n\":3,"), "{text}");
+    let page = c.request(&get("/"));
+    assert!(String::from_utf8(page.body)
+        .unwrap()
+        .contains("new EventSource(\"/events\")"));
+}
+
+#[test]
+fn upload_streams_a_body_to_a_file() {
+    let dir = std::env::temp_dir().join(format!("solo-upload-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let ex = start("upload", free_port(), &[dir.to_str().unwrap()]);
+    let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+    let mut c = Client::connect(ex.addr);
+    c.send(
+        format!(
+            "PUT /upload/data.bin HTTP/1.1\r\nHost: t\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .as_bytes(),
+    );
+    c.send(&body);
+    let reply = c.read(false);
+    assert_eq!(reply.status, 201, "{}", String::from_utf8_lossy(&reply.body));
+    assert!(String::from_utf8_lossy(&reply.body).starts_with("3000000 bytes to "));
+    assert_eq!(std::fs::read(dir.join("data.bin")).unwrap(), body);
+    let bad = c.request("PUT /upload/..hidden HTTP/1.1\r\nHost: t\r\nContent-Length: 1\r\n\r\nx");
+    assert_eq!(bad.status, 400);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn hooks_authenticate_and_add_cors() {
+    let ex = start("hooks", free_port(), &[]);
+    let mut c = Client::connect(ex.addr);
+    let denied = c.request(&get("/admin/stats"));
+    assert_eq!(denied.status, 401);
+    assert_eq!(denied.header("www-authenticate"), Some("Bearer"));
+    let allowed = c.request("GET /admin/stats HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer let-me-in\r\n\r\n");
+    assert_eq!(allowed.status, 200);
+    let preflight = c.request(
+        "OPTIONS /api/items HTTP/1.1\r\nHost: t\r\nOrigin: https://app.example\r\nAccess-Control-Request-Method: PUT\r\n\r\n",
+    );
+    assert_eq!(preflight.status, 204);
+    assert_eq!(
+        preflight.header("access-control-allow-origin"),
+        Some("https://app.example")
+    );
+    assert!(preflight
+        .header("access-control-allow-methods")
+        .unwrap()
+        .contains("PUT"));
+    let stranger = c.request(
+        "OPTIONS /api/items HTTP/1.1\r\nHost: t\r\nOrigin: https://evil.example\r\nAccess-Control-Request-Method: PUT\r\n\r\n",
+    );
+    assert_eq!(stranger.header("access-control-allow-methods"), None);
+    let items = c.request(&get("/api/items"));
+    assert_eq!(items.header("access-control-allow-origin"), Some("*"));
+    let (a, b) = (
+        items.header("x-request-id"),
+        c.request(&get("/nope")).header("x-request-id").map(str::to_string),
+    );
+    assert!(
+        a.is_some() && b.is_some() && a != b.as_deref(),
+        "one id per response, 404s too"
+    );
+}
+
+#[test]
+#[cfg(target_os = "linux")]
+fn workers_share_the_port() {
+    let ex = start("workers", free_port(), &["2"]);
+    let mut seen = std::collections::BTreeSet::new();
+    // The kernel hashes each connection to a listener: 40 connections all
+    // landing on one of two workers has a chance of 2^-39.
+    for _ in 0..40 {
+        let text = String::from_utf8(Client::connect(ex.addr).request(&get("/")).body).unwrap();
+        seen.insert(text.split(':').next().unwrap().to_string());
+    }
+    assert_eq!(seen.len(), 2, "{seen:?}");
+}
+
+#[test]
+fn shutdown_from_a_handler_lets_the_slow_request_finish() {
+    let mut ex = start("shutdown", free_port(), &[]);
+    let addr = ex.addr;
+    let slow = std::thread::spawn(move || Client::connect(addr).request(&get("/slow")));
+    std::thread::sleep(Duration::from_millis(300));
+    let asked = Client::connect(addr).request("POST /admin/shutdown HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n");
+    assert_eq!(asked.status, 202);
+    let slow = slow.join().unwrap();
+    assert_eq!(String::from_utf8(slow.body).unwrap(), "finished despite the shutdown\n");
+    let status = ex.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut err = String::new();
+    ex.child.stderr.take().unwrap().read_to_string(&mut err).unwrap();
+    assert!(err.contains("every request answered"), "{err}");
+}
+
+#[test]
+fn access_log_writes_common_log_format() {
+    let mut ex = start("access_log", free_port(), &[]);
+    let mut c = Client::connect(ex.addr);
+    c.request("GET /hello HTTP/1.1\r\nHost: t\r\nUser-Agent: test-agent/1\r\n\r\n");
+    c.request(&get("/missing"));
+    let mut lines = BufReader::new(ex.child.stdout.take().unwrap()).lines();
+    let first = lines.next().unwrap().unwrap();
+    // 127.0.0.1 - - [02/Dec/2026:09:15:02 +0000] "GET /hello HTTP/1.1" 200 <bytes> "-" "test-agent/1" <n>us
+    let (host, rest) = first.split_once(" - - [").unwrap();
+    assert_eq!(host, "127.0.0.1");
+    let (time, rest) = rest.split_once("] ").unwrap();
+    assert!(time.len() == 26 && time.ends_with(" +0000"), "{first}");
+    assert!(rest.starts_with("\"GET /hello HTTP/1.1\" 200 "), "{first}");
+    assert!(
+        rest.contains(" \"-\" \"test-agent/1\" ") && rest.ends_with("us"),
+        "{first}"
+    );
+    let second = lines.next().unwrap().unwrap();
+    assert!(second.contains("\"GET /missing HTTP/1.1\" 404 "), "{second}");
+}
+
+#[test]
+fn prometheus_adds_the_applications_counter() {
+    let ex = start("prometheus", free_port(), &[]);
+    let mut c = Client::connect(ex.addr);
+    for _ in 0..2 {
+        assert_eq!(
+            c.request("POST /orders HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n")
+                .status,
+            201
+        );
+    }
+    let metrics = c.request(&get("/metrics"));
+    assert!(metrics
+        .header("content-type")
+        .unwrap()
+        .starts_with("text/plain; version=0.0.4"));
+    let text = String::from_utf8(metrics.body).unwrap();
+    assert!(text.contains("\nshop_orders_total 2\n"), "{text}");
+    assert!(
+        text.contains("# TYPE solo_http_request_duration_seconds histogram"),
+        "{text}"
+    );
+}
