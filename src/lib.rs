@@ -9,9 +9,11 @@
 //! one request through all of it; `docs/architecture.md` draws the whole.
 //!
 //! Cargo features: `http-server` (on by default) is the `http` module and
-//! the crates only it needs (httparse, bytes, log, signal-hook). Without it
-//! (`default-features = false`) solo is the runtime alone, on mio, slab and
-//! socket2.
+//! the crates only it needs (httparse, bytes, log, percent-encoding,
+//! form_urlencoded, signal-hook). Without it (`default-features = false`)
+//! solo is the runtime alone, on mio, slab and socket2. `http-types` adds
+//! `http::interop`: conversions with the `http` crate's types, and
+//! handlers written against them.
 //!
 //! ```
 //! use std::time::Duration;

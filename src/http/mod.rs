@@ -17,6 +17,7 @@
 //! | `io.rs` | the transport seam (socket or in-memory pipe), buffers, the pool |
 //! | `connection.rs` | **the state machine**: phases, deadlines, invariants |
 //! | `driver.rs` | the slab of connections, their timers and tasks |
+//! | `interop.rs` | conversions with the `http` crate's types (feature `http-types`) |
 //! | `accept.rs`, `signals.rs`, `shutdown.rs` | the accept loop; SIGINT/SIGTERM as a loop event; stopping |
 //! | `server.rs` | [`Server`]: the builder, `run`, `serve`, `workers` |
 //! | `test.rs` | [`test::TestClient`]: a server driven in memory |
@@ -43,6 +44,8 @@ mod driver;
 mod exchange;
 mod handler;
 mod head;
+#[cfg(feature = "http-types")]
+pub mod interop;
 mod io;
 mod pool;
 pub mod prometheus;

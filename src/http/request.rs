@@ -256,6 +256,21 @@ impl Request {
             .map(|f| (as_str(slice16(&self.head, f.name)), slice16(&self.head, f.value)))
     }
 
+    /// The target as a slice of the head's bytes (no copy).
+    #[cfg(feature = "http-types")]
+    pub(crate) fn target_bytes(&self) -> Bytes {
+        self.head.slice(self.target.0 as usize..self.target.1 as usize)
+    }
+
+    /// Each header's name, and its value as a slice of the head's bytes.
+    #[cfg(feature = "http-types")]
+    pub(crate) fn header_slices(&self) -> impl Iterator<Item = (&[u8], Bytes)> {
+        self.fields.as_slice().iter().map(|f| {
+            let value = self.head.slice(f.value.0 as usize..f.value.1 as usize);
+            (slice16(&self.head, f.name), value)
+        })
+    }
+
     /// The peer's address.
     pub fn peer_addr(&self) -> SocketAddr {
         self.peer

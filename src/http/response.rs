@@ -190,6 +190,15 @@ impl Response {
             .map(|(_, v)| &**v)
     }
 
+    /// Every header set, `Content-Type` first if there is one.
+    #[cfg(feature = "http-types")]
+    pub(crate) fn header_pairs(&self) -> impl Iterator<Item = (&str, &str)> {
+        let content_type = self.content_type.as_deref().map(|v| ("content-type", v));
+        content_type
+            .into_iter()
+            .chain(self.headers.iter().map(|(n, v)| (&**n, &**v)))
+    }
+
     pub(crate) fn take_body(&mut self) -> Body {
         std::mem::replace(&mut self.body, Body::Empty)
     }
