@@ -542,6 +542,20 @@ impl std::fmt::Debug for Runtime {
 /// never leaves this thread. The task starts on the next turn of the loop.
 ///
 /// Panics outside a runtime.
+///
+/// ```
+/// use std::rc::Rc;
+/// use std::cell::Cell;
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let hits = Rc::new(Cell::new(0)); // not Send, and need not be
+///     let task = solo::spawn({
+///         let hits = hits.clone();
+///         async move { hits.set(hits.get() + 1); "from the task" }
+///     });
+///     assert_eq!(task.await.unwrap(), "from the task");
+///     assert_eq!(hits.get(), 1);
+/// });
+/// ```
 pub fn spawn<F>(future: F) -> JoinHandle<F::Output>
 where
     F: Future + 'static,
@@ -571,6 +585,13 @@ pub async fn yield_now() {
 ///
 /// Threads are started on demand (at most 64) and exit after 10 s idle.
 /// Aborting the handle does not interrupt `f`; it only drops the result.
+///
+/// ```
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let len = solo::spawn_blocking(|| std::fs::read("Cargo.toml").map(|b| b.len())).await;
+///     assert!(len.unwrap().unwrap() > 0); // JoinError, then io::Error
+/// });
+/// ```
 pub fn spawn_blocking<F, T>(f: F) -> JoinHandle<T>
 where
     F: FnOnce() -> T + Send + 'static,

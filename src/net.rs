@@ -68,6 +68,34 @@ fn resolve<A: ToSocketAddrs>(addr: A) -> io::Result<Vec<SocketAddr>> {
 }
 
 /// A TCP socket server, listening for connections.
+///
+/// An echo server and a client, on one runtime:
+///
+/// ```
+/// use solo::net::{TcpListener, TcpStream};
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let listener = TcpListener::bind("127.0.0.1:0").await?;
+///     let addr = listener.local_addr()?;
+///     solo::spawn(async move {
+///         let (mut conn, _peer) = listener.accept().await?;
+///         let mut buf = [0u8; 64];
+///         loop {
+///             let n = conn.read(&mut buf).await?;
+///             if n == 0 {
+///                 return Ok::<_, std::io::Error>(()); // the client closed
+///             }
+///             conn.write_all(&buf[..n]).await?;
+///         }
+///     });
+///     let mut client = TcpStream::connect(addr).await?;
+///     client.write_all(b"ping").await?;
+///     let mut echo = [0u8; 4];
+///     client.read_exact(&mut echo).await?;
+///     assert_eq!(&echo, b"ping");
+///     Ok::<_, std::io::Error>(())
+/// })
+/// .unwrap();
+/// ```
 pub struct TcpListener {
     reg: Registration<mio::net::TcpListener>,
 }

@@ -67,6 +67,29 @@ impl fmt::Display for TryAcquireError {
 
 impl std::error::Error for TryAcquireError {}
 
+/// ```
+/// use std::rc::Rc;
+/// use solo::sync::Semaphore;
+/// solo::Runtime::new().unwrap().block_on(async {
+///     // At most two of the five tasks hold a permit at once.
+///     let pool = Rc::new(Semaphore::new(2));
+///     let tasks: Vec<_> = (0..5)
+///         .map(|i| {
+///             let pool = pool.clone();
+///             solo::spawn(async move {
+///                 let _permit = pool.acquire().await.unwrap();
+///                 solo::time::sleep(std::time::Duration::from_millis(1)).await;
+///                 i
+///             })
+///         })
+///         .collect();
+///     assert!(pool.try_acquire().is_ok()); // the tasks have not started yet
+///     for t in tasks {
+///         t.await.unwrap();
+///     }
+///     assert_eq!(pool.available_permits(), 2);
+/// });
+/// ```
 impl Semaphore {
     /// A semaphore with `permits` permits.
     pub fn new(permits: usize) -> Semaphore {
@@ -324,6 +347,14 @@ pub mod oneshot {
     }
 
     /// Creates a one-value channel.
+    ///
+    /// ```
+    /// solo::Runtime::new().unwrap().block_on(async {
+    ///     let (tx, rx) = solo::sync::oneshot::channel();
+    ///     solo::spawn(async move { tx.send("done").unwrap() });
+    ///     assert_eq!(rx.await.unwrap(), "done");
+    /// });
+    /// ```
     pub fn channel<T>() -> (Sender<T>, Receiver<T>) {
         let inner = Rc::new(RefCell::new(Inner {
             value: None,
@@ -491,6 +522,22 @@ pub mod mpsc {
 
     /// Creates a channel holding at most `capacity` values; `send().await`
     /// waits while it is full. Panics if `capacity` is zero.
+    ///
+    /// ```
+    /// solo::Runtime::new().unwrap().block_on(async {
+    ///     let (tx, mut rx) = solo::sync::mpsc::channel(2);
+    ///     solo::spawn(async move {
+    ///         for i in 0..5 {
+    ///             tx.send(i).await.unwrap(); // waits while two are queued
+    ///         }
+    ///     }); // the sender drops here: the receiver sees the end
+    ///     let mut got = Vec::new();
+    ///     while let Some(i) = rx.recv().await {
+    ///         got.push(i);
+    ///     }
+    ///     assert_eq!(got, [0, 1, 2, 3, 4]);
+    /// });
+    /// ```
     pub fn channel<T>(capacity: usize) -> (Sender<T>, Receiver<T>) {
         assert!(capacity > 0, "mpsc::channel: capacity must be at least 1");
         let chan = Rc::new(Chan {

@@ -29,6 +29,15 @@ fn far_future() -> Instant {
 /// Waits until `duration` has elapsed.
 ///
 /// Panics outside a runtime.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let start = Instant::now();
+///     solo::time::sleep(Duration::from_millis(20)).await;
+///     assert!(start.elapsed() >= Duration::from_millis(20)); // never early
+/// });
+/// ```
 pub fn sleep(duration: Duration) -> Sleep {
     sleep_until(Instant::now().checked_add(duration).unwrap_or_else(far_future))
 }
@@ -159,6 +168,16 @@ impl From<Elapsed> for std::io::Error {
 /// that is already ready wins even with a zero duration.
 ///
 /// Panics outside a runtime.
+///
+/// ```
+/// use std::time::Duration;
+/// use solo::time::{sleep, timeout};
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let slow = timeout(Duration::from_millis(10), sleep(Duration::from_secs(60))).await;
+///     assert!(slow.is_err());
+///     assert_eq!(timeout(Duration::ZERO, async { 7 }).await.unwrap(), 7);
+/// });
+/// ```
 pub fn timeout<F: Future>(duration: Duration, future: F) -> impl Future<Output = Result<F::Output, Elapsed>> {
     timeout_at(Instant::now().checked_add(duration).unwrap_or_else(far_future), future)
 }
@@ -200,6 +219,18 @@ pub enum MissedTickBehavior {
 /// Ticks every `period`; the first tick completes immediately.
 ///
 /// Panics if `period` is zero, or outside a runtime.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let mut every = solo::time::interval(Duration::from_millis(5));
+///     let start = Instant::now();
+///     for _ in 0..3 {
+///         every.tick().await; // at 0, 5 and 10 ms
+///     }
+///     assert!(start.elapsed() >= Duration::from_millis(10));
+/// });
+/// ```
 pub fn interval(period: Duration) -> Interval {
     interval_at(Instant::now(), period)
 }

@@ -8,6 +8,20 @@ use std::time::Duration;
 use super::head::HeadRules;
 
 /// Limits and timeouts; see `docs/http.md` for the defaults and why.
+///
+/// ```
+/// use std::time::Duration;
+/// use solo::http::{AtLimit, Config, Server};
+/// let config = Config {
+///     max_body: 64 << 20,                        // 64 MiB uploads
+///     handler_timeout: Some(Duration::from_secs(5)), // then 503
+///     max_connections: 20_000,
+///     at_connection_limit: AtLimit::Respond503,
+///     ..Config::default()
+/// };
+/// let server = Server::bind("127.0.0.1:0")?.config(config);
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct Config {
     /// Connections open at once; what happens to one more is

@@ -332,7 +332,23 @@ impl Request {
 
     /// Reads the body piece by piece as it arrives (each piece up to
     /// 16 KiB of what has arrived, or one larger read whole): `None` at the
-    /// end.
+    /// end. The whole body is never held; `examples/upload.rs` writes one to
+    /// a file.
+    ///
+    /// ```
+    /// use solo::http::{test::TestClient, Request, Response, Server};
+    /// let app = Server::new().post("/count", |mut req: Request| async move {
+    ///     let mut n = 0;
+    ///     while let Some(piece) = req.body_chunk().await {
+    ///         n += piece?.len();
+    ///     }
+    ///     Ok::<_, std::io::Error>(Response::text(format!("{n} bytes")))
+    /// });
+    /// let res = TestClient::new(app).request(
+    ///     b"POST /count HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n",
+    /// );
+    /// assert_eq!(res.text(), "5 bytes");
+    /// ```
     pub async fn body_chunk(&mut self) -> Option<io::Result<Bytes>> {
         match &self.body {
             Body::Empty | Body::Taken => None,

@@ -123,7 +123,27 @@ impl Response {
     }
 
     /// 200 with a body streamed from a channel in chunks (Server-Sent Events
-    /// and other long responses). Pair with `content_type`.
+    /// and other long responses). Pair with `content_type`. The stream ends
+    /// when every sender is dropped; a send fails once the client has gone.
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use solo::http::{test::TestClient, Request, Response, Server};
+    /// let app = Server::new().get("/count", |_req: Request| async {
+    ///     let (tx, rx) = solo::sync::mpsc::channel(4);
+    ///     solo::spawn(async move {
+    ///         for i in 1..=3 {
+    ///             if tx.send(Bytes::from(format!("{i}\n"))).await.is_err() {
+    ///                 return; // the client went away
+    ///             }
+    ///         }
+    ///     });
+    ///     Response::stream(rx).content_type("text/plain")
+    /// });
+    /// let res = TestClient::new(app).get("/count");
+    /// assert_eq!(res.header("transfer-encoding"), Some("chunked"));
+    /// assert_eq!(res.text(), "1\n2\n3\n");
+    /// ```
     pub fn stream(chunks: mpsc::Receiver<Bytes>) -> Response {
         Response::status(200).body(Body::Stream(chunks))
     }

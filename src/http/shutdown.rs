@@ -11,6 +11,20 @@ use std::sync::{Arc, Mutex};
 use std::task::Waker;
 
 /// Stops a server gracefully; cloneable and usable from any thread.
+///
+/// ```
+/// use std::time::Duration;
+/// use solo::http::{Request, Response, Server};
+/// let server = Server::bind("127.0.0.1:0")?
+///     .get("/", |_req: Request| async { Response::text("hi") });
+/// let handle = server.shutdown_handle();
+/// std::thread::spawn(move || {
+///     std::thread::sleep(Duration::from_millis(50));
+///     handle.shutdown(); // in-flight requests finish, then `run` returns
+/// });
+/// server.run()?;
+/// # Ok::<(), std::io::Error>(())
+/// ```
 #[derive(Clone, Debug)]
 pub struct ShutdownHandle(Arc<ShutdownShared>);
 

@@ -93,6 +93,22 @@ struct ClientConn {
 /// nothing left to do at once (every ready task polled, every due timer
 /// fired); timers not yet due stay pending, and [`expire`](Self::expire)
 /// makes a connection's deadline come now.
+///
+/// ```
+/// use solo::http::{test::TestClient, Request, Response, Server};
+/// let app = Server::new()
+///     .get("/users/:id", |req: Request| async move {
+///         Response::text(format!("user {}", req.param("id").unwrap()))
+///     });
+/// let mut client = TestClient::new(app);
+/// assert_eq!(client.get("/users/7").text(), "user 7");
+/// assert_eq!(client.get("/nope").status, 404);
+/// // Raw bytes on one connection: pipelined, answered in order.
+/// let c = client.connect();
+/// client.send(c, b"GET /users/1 HTTP/1.1\r\nHost: t\r\n\r\nGET /users/2 HTTP/1.1\r\nHost: t\r\n\r\n");
+/// let replies: Vec<String> = client.responses(c).iter().map(|r| r.text()).collect();
+/// assert_eq!(replies, ["user 1", "user 2"]);
+/// ```
 pub struct TestClient {
     runtime: crate::Runtime,
     driver: Rc<Driver<MemoryTransport>>,
