@@ -82,6 +82,12 @@ pub struct RuntimeStats {
     pub tasks_polled: u64,
     /// Tasks spawned.
     pub tasks_spawned: u64,
+    /// Bytes allocated for the tasks spawned, summed: each task is one
+    /// allocation (its header, its future or output, its join waker), sized
+    /// exactly. A difference of two readings over a difference of
+    /// `tasks_spawned` is the bytes per task the runtime itself accounts
+    /// for; memory the futures allocate on their own is not in it.
+    pub task_bytes: u64,
     /// Timers fired.
     pub timers_fired: u64,
     /// Tasks alive now.
@@ -153,6 +159,7 @@ pub(crate) struct Core {
     expired: RefCell<Vec<Expiry>>,
     tasks_polled: Cell<u64>,
     tasks_spawned: Cell<u64>,
+    task_bytes: Cell<u64>,
     timers_fired: Cell<u64>,
     remote_wakeups: Cell<u64>,
 }
@@ -213,6 +220,8 @@ impl Core {
         drop(tasks);
         self.run_queue.borrow_mut().push_back(task);
         self.tasks_spawned.set(self.tasks_spawned.get() + 1);
+        self.task_bytes
+            .set(self.task_bytes.get() + task::allocation_size::<F>() as u64);
         handle
     }
 
@@ -308,6 +317,7 @@ impl Core {
             events: c.events.get(),
             tasks_polled: self.tasks_polled.get(),
             tasks_spawned: self.tasks_spawned.get(),
+            task_bytes: self.task_bytes.get(),
             timers_fired: self.timers_fired.get(),
             tasks_alive: self.tasks.borrow().len(),
             io_sources: self.reactor.len(),
@@ -350,6 +360,42 @@ impl Core {
 /// Panics outside a runtime.
 pub fn stats() -> RuntimeStats {
     Core::current().stats()
+}
+
+/// Watches the loop's turns from now on: [`longest`](TurnWatch::longest) is
+/// the longest busy stretch between two polls (one turn: events, timers,
+/// tasks) completed since the watch started, exactly, whatever else runs.
+/// Costs nothing per request, and one check per poll while no watch exists.
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// solo::Runtime::new().unwrap().block_on(async {
+///     let watch = solo::watch_turns();
+///     solo::spawn(async {
+///         let start = Instant::now();
+///         while start.elapsed() < Duration::from_millis(20) {} // hogs the loop
+///     });
+///     solo::time::sleep(Duration::from_millis(30)).await;
+///     assert!(watch.longest() >= Duration::from_millis(20));
+/// });
+/// ```
+///
+/// Panics outside a runtime.
+pub fn watch_turns() -> TurnWatch {
+    let watch = Rc::new(Cell::new(0));
+    Core::current().reactor.counters.time.watch(watch.clone());
+    TurnWatch(watch)
+}
+
+/// See [`watch_turns`]. Stops watching when dropped.
+#[derive(Debug)]
+pub struct TurnWatch(Rc<Cell<u64>>);
+
+impl TurnWatch {
+    /// The longest turn completed since the watch started.
+    pub fn longest(&self) -> Duration {
+        Duration::from_nanos(self.0.get())
+    }
 }
 
 /// The waker of `block_on`'s own future: a flag, not a task.
@@ -454,6 +500,7 @@ impl Runtime {
                 expired: RefCell::new(Vec::new()),
                 tasks_polled: Cell::new(0),
                 tasks_spawned: Cell::new(0),
+                task_bytes: Cell::new(0),
                 timers_fired: Cell::new(0),
                 remote_wakeups: Cell::new(0),
             }),

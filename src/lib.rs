@@ -42,7 +42,7 @@ mod task;
 pub mod time;
 pub mod timer;
 
-pub use executor::{spawn, spawn_blocking, stats, yield_now, Runtime, RuntimeStats};
+pub use executor::{spawn, spawn_blocking, stats, watch_turns, yield_now, Runtime, RuntimeStats, TurnWatch};
 pub use task::{JoinError, JoinHandle};
 
 /// The README's code blocks, compiled and run as doctests so they cannot rot.

@@ -167,6 +167,9 @@ pub(crate) struct LoopTime {
     mark: Cell<Option<(Instant, u64, u64)>>,
     /// The last complete interval (about a second).
     pub(crate) last: Cell<Interval>,
+    /// The longest busy stretch seen by each live `TurnWatch`; a watch the
+    /// executor no longer holds (strong count 1) is dropped here.
+    watches: RefCell<Vec<Rc<Cell<u64>>>>,
 }
 
 /// One complete interval of [`LoopTime`].
@@ -187,6 +190,19 @@ impl LoopTime {
         self.last_return.set(Some(now));
     }
 
+    /// Starts reporting every busy stretch to `watch` (see `TurnWatch`).
+    pub(crate) fn watch(&self, watch: Rc<Cell<u64>>) {
+        self.watches.borrow_mut().push(watch);
+    }
+
+    #[cold]
+    fn watched(&self, busy_ns: u64) {
+        self.watches.borrow_mut().retain(|w| {
+            w.set(w.get().max(busy_ns));
+            Rc::strong_count(w) > 1
+        });
+    }
+
     /// A poll that started waiting at `wait_start` (`None`: it could not
     /// block) returned at `now`.
     fn record(&self, wait_start: Option<Instant>, now: Instant) {
@@ -198,6 +214,9 @@ impl LoopTime {
         if let Some(prev) = self.last_return.replace(Some(now)) {
             let busy = add(&self.busy_ns, prev, wait_start.unwrap_or(now));
             self.longest_ns.set(self.longest_ns.get().max(busy));
+            if !self.watches.borrow().is_empty() {
+                self.watched(busy);
+            }
             if let Some(w) = wait_start {
                 add(&self.wait_ns, w, now);
             }

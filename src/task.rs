@@ -94,6 +94,18 @@ unsafe impl<F: Future> Send for Task<F> {}
 // SAFETY: as above.
 unsafe impl<F: Future> Sync for Task<F> {}
 
+/// The size of the one allocation a task of `F` takes: the `Arc`'s two
+/// counts, the header, the future (or, once finished, its output), the join
+/// waker and flag. What `RuntimeStats::task_bytes` adds up.
+pub(crate) fn allocation_size<F: Future>() -> usize {
+    // `ArcInner` is `repr(C)`: the strong and weak counts, then the value.
+    let counts = std::alloc::Layout::new::<[usize; 2]>();
+    let (layout, _) = counts
+        .extend(std::alloc::Layout::new::<Task<F>>())
+        .expect("a task's layout fits in memory");
+    layout.pad_to_align().size()
+}
+
 /// Allocates a task (one allocation), scheduled to run, and returns the
 /// executor's reference and the join handle.
 pub(crate) fn new_task<F>(future: F, key: usize, shared: Arc<dyn Schedule>) -> (TaskRef, JoinHandle<F::Output>)

@@ -509,6 +509,50 @@ fn the_longest_turn_of_the_last_second_is_reported() {
 }
 
 #[test]
+fn a_turn_watch_sees_only_the_turns_after_it_started() {
+    let rt = Runtime::new().unwrap();
+    let (before, after) = rt.block_on(async {
+        spin(Duration::from_millis(60)); // before any watch
+        yield_now().await;
+        let early = solo::watch_turns();
+        yield_now().await;
+        let short = early.longest();
+        let late = solo::watch_turns();
+        spin(Duration::from_millis(30));
+        yield_now().await;
+        yield_now().await;
+        (short, (early.longest(), late.longest()))
+    });
+    assert!(
+        before < Duration::from_millis(60),
+        "saw a turn from before it started: {before:?}"
+    );
+    assert!(
+        after.0 >= Duration::from_millis(30) && after.1 >= Duration::from_millis(30),
+        "{after:?}"
+    );
+    assert!(after.1 < Duration::from_millis(60), "{after:?}");
+}
+
+#[test]
+fn task_bytes_count_each_tasks_one_allocation() {
+    let rt = Runtime::new().unwrap();
+    rt.block_on(async {
+        let before = solo::stats();
+        let payload = [7u8; 1000];
+        let tasks: Vec<_> = (0..100).map(|_| spawn(async move { payload.len() })).collect();
+        let after = solo::stats();
+        for t in tasks {
+            assert_eq!(t.await.unwrap(), 1000);
+        }
+        let per_task = (after.task_bytes - before.task_bytes) / (after.tasks_spawned - before.tasks_spawned);
+        // The future holds the 1,000-byte array; the header, state and join
+        // waker add a few dozen bytes more, never a kilobyte.
+        assert!((1000..1200).contains(&per_task), "{per_task} bytes per task");
+    });
+}
+
+#[test]
 fn wakes_from_other_threads_are_counted() {
     let rt = Runtime::new().unwrap();
     let before = rt.stats().remote_wakeups;
