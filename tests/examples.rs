@@ -6,61 +6,15 @@
 mod common;
 
 use std::io::{BufRead, BufReader, Read};
-use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use common::{get, Client};
+use common::{free_port, get, Client, Example};
 
-/// A running example, killed when dropped (unless it has exited).
-struct Example {
-    child: Child,
-    addr: SocketAddr,
-}
-
-impl Drop for Example {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn binary(name: &str) -> PathBuf {
-    // target/debug/deps/examples-HASH -> target/debug/examples/NAME
-    let mut path = std::env::current_exe().unwrap();
-    path.pop();
-    path.pop();
-    path.push("examples");
-    path.push(name);
-    assert!(
-        path.exists(),
-        "{} is not built (cargo test builds examples)",
-        path.display()
-    );
-    path
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts `name` with `args` and waits for it to listen on `port`.
 fn start(name: &str, port: u16, args: &[&str]) -> Example {
-    let child = Command::new(binary(name))
-        .arg(port.to_string())
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while std::net::TcpStream::connect(addr).is_err() {
-        assert!(Instant::now() < deadline, "{name} did not listen on {addr}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    Example { child, addr }
+    let port_arg = port.to_string();
+    let mut all = vec![port_arg.as_str()];
+    all.extend_from_slice(args);
+    Example::start(name, port, &all)
 }
 
 #[test]

@@ -10,6 +10,60 @@ use std::time::Duration;
 
 use solo::http::{Server, ShutdownHandle};
 
+/// An example binary running as its own process, killed when dropped
+/// (unless it has exited).
+pub struct Example {
+    pub child: std::process::Child,
+    pub addr: SocketAddr,
+}
+
+impl Example {
+    /// Starts `examples/NAME` (built by `cargo test` next to the test
+    /// binary) with `args` and waits until it accepts on `port`.
+    pub fn start(name: &str, port: u16, args: &[&str]) -> Example {
+        // target/debug/deps/TEST-HASH -> target/debug/examples/NAME
+        let mut path = std::env::current_exe().unwrap();
+        path.pop();
+        path.pop();
+        path.push("examples");
+        path.push(name);
+        assert!(
+            path.exists(),
+            "{} is not built (cargo test builds examples)",
+            path.display()
+        );
+        let child = std::process::Command::new(path)
+            .args(args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(addr).is_err() {
+            assert!(std::time::Instant::now() < deadline, "{name} did not listen on {addr}");
+            thread::sleep(Duration::from_millis(20));
+        }
+        Example { child, addr }
+    }
+}
+
+impl Drop for Example {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A port nothing listens on now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 pub struct Running {
     pub addr: SocketAddr,
     pub shutdown: ShutdownHandle,
