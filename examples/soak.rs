@@ -26,7 +26,8 @@
 //! (from `/proc`; "n/a" where there is none), requests the server parsed, client-side errors (anything but the expected answer),
 //! and the keep-alive clients' p99 over the interval. RSS is sampled every
 //! second; each line shows the interval's median and peak. After a warm-up
-//! (a third of the run, at most 30 s) every interval's median must stay
+//! (a third of the run, at least 20 s and at most 30 s: the heap of this
+//! mix reaches its plateau 20 to 30 s in, measured) every interval's median must stay
 //! within 5 % (or one upload's buffering, 320 KiB, if larger) of the median
 //! of the warm-up's second half; at the end the descriptors must be back to the count before the
 //! load started. Exits non-zero if there was any error, RSS grew, or a
@@ -426,7 +427,7 @@ fn main() -> io::Result<()> {
             _ => return Err(invalid(format!("unknown flag {arg} (--duration S, --every S)"))),
         }
     }
-    let warm_up = (duration / 3).min(Duration::from_secs(30));
+    let warm_up = (duration / 3).clamp(Duration::from_secs(20).min(duration / 2), Duration::from_secs(30));
     let server = ServerProcess::start()?;
     let addr = server.addr;
     let tally = Arc::new(Tally::default());

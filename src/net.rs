@@ -229,7 +229,7 @@ impl TcpStream {
         Self::from_mio(mio::net::TcpStream::from_std(stream))
     }
 
-    fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
+    pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
             reg: Registration::new(stream, Interest::READABLE | Interest::WRITABLE)?,
         })

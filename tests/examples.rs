@@ -172,3 +172,56 @@ fn prometheus_adds_the_applications_counter() {
         "{text}"
     );
 }
+
+#[test]
+fn chat_clients_in_one_room_see_each_other() {
+    use solo::http::ws::client_frame;
+    let port = free_port();
+    let ex = Example::start("chat", port, &["--port", &port.to_string()]);
+    let join = |query: &str| {
+        let mut s = std::net::TcpStream::connect(ex.addr).unwrap();
+        s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            format!(
+                "GET /ws?{query} HTTP/1.1\r\nHost: t\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+                 Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .unwrap();
+        let mut reader = BufReader::new(s);
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        assert!(line.starts_with("HTTP/1.1 101"), "{line}");
+        while line != "\r\n" {
+            line.clear();
+            reader.read_line(&mut line).unwrap();
+        }
+        reader
+    };
+    // Reads text frames until one equals `wanted`.
+    let until = |r: &mut BufReader<std::net::TcpStream>, wanted: &str| loop {
+        let mut h = [0u8; 2];
+        r.read_exact(&mut h).unwrap();
+        let mut payload = vec![0u8; (h[1] & 0x7f) as usize];
+        r.read_exact(&mut payload).unwrap();
+        if payload == wanted.as_bytes() {
+            return;
+        }
+    };
+    let mut alice = join("room=rust&name=alice");
+    let mut bob = join("room=rust&name=bob");
+    let mut other = join("room=elsewhere&name=carol");
+    until(&mut alice, "* bob joined rust");
+    std::io::Write::write_all(alice.get_mut(), &client_frame(true, 1, b"hello", [9, 8, 7, 6])).unwrap();
+    until(&mut bob, "alice: hello");
+    until(&mut alice, "alice: hello");
+    // Another room hears nothing of it; the next thing carol sees is her own.
+    std::io::Write::write_all(other.get_mut(), &client_frame(true, 1, b"anyone?", [1, 1, 1, 1])).unwrap();
+    until(&mut other, "* carol joined elsewhere");
+    until(&mut other, "carol: anyone?");
+    // No room given: the lobby.
+    let mut guest = join("name=dave");
+    until(&mut guest, "* dave joined lobby");
+}

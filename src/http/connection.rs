@@ -69,6 +69,7 @@ use super::head::{self, BodyKind, Head, Method};
 use super::io::{BufferPool, Io, Peer, Transport};
 use super::request::{Body as RequestBody, Request};
 use super::stats::add;
+use super::upgrade::OnUpgrade;
 use crate::sync::mpsc;
 use crate::task::JoinHandle;
 
@@ -113,6 +114,9 @@ pub(crate) enum Close {
     /// closes (nginx's lingering close: closing with unread input would send
     /// a reset that can destroy the response in flight).
     Lingering,
+    /// A `101` is queued: once it is written and the body drained, the
+    /// connection is handed over (`Step::Upgrade`).
+    Upgrading,
 }
 
 /// The task working for the connection.
@@ -195,6 +199,9 @@ pub(crate) enum Step {
     Start(Start),
     /// Close the connection.
     Close,
+    /// Hand the connection over to its new protocol
+    /// ([`Connection::into_upgrade`]).
+    Upgrade,
 }
 
 /// One connection.
@@ -459,6 +466,17 @@ impl<T: Transport> Connection<T> {
         self.io.transport
     }
 
+    /// After `Step::Upgrade`: the transport, the bytes read past the
+    /// request (the new protocol's), and what takes the connection over.
+    pub(crate) fn into_upgrade(mut self, t: &Turn) -> (T, Bytes, Option<OnUpgrade>) {
+        debug_assert!(self.close == Close::Upgrading && self.body.is_none() && self.io.output_empty());
+        let (leftover, upgrade) = match self.io.bufs_mut() {
+            Some(bufs) => (bufs.read.split().freeze(), bufs.upgrade.take()),
+            None => (Bytes::new(), None),
+        };
+        (self.close(t), leftover, upgrade)
+    }
+
     // ---- the state machine ----
 
     /// Writes, reads and processes until nothing moves (or the budget is
@@ -490,7 +508,11 @@ impl<T: Transport> Connection<T> {
             // 3. Everything written: the batch is answered; close if decided.
             if self.io.output_empty() {
                 progress.answered |= self.finish_batch(t);
-                if self.close != Close::No && self.task.is_none() {
+                if self.close == Close::Upgrading {
+                    if self.body.is_none() && self.task.is_none() {
+                        return Step::Upgrade;
+                    }
+                } else if self.close != Close::No && self.task.is_none() {
                     return self.linger(t);
                 }
             }
@@ -668,6 +690,10 @@ impl<T: Transport> Connection<T> {
         self.access_queued(before, Some(written.status), written.stream.is_none(), t);
         if written.close {
             self.close = Close::AfterWrite;
+        }
+        if written.upgrade.is_some() {
+            self.io.bufs(t.pool).upgrade = written.upgrade;
+            self.close = Close::Upgrading;
         }
         if let Some(body) = &mut self.body {
             body.answered = true;

@@ -28,7 +28,9 @@ use super::connection::{Connection, Start, Step, Turn};
 use super::exchange::{CatchUnwind, Exchange, Reply};
 use super::io::{BufferPool, MemoryTransport, Transport};
 use super::response::Response;
+use super::shutdown::ShutdownHandle;
 use super::stats::{add, sub};
+use super::upgrade::{Upgraded, Upgrades};
 use crate::executor::{Core, Expiry, TimerTarget};
 use crate::reactor::{Dispatch, Driven, Ready};
 use crate::sync::mpsc;
@@ -37,16 +39,30 @@ use crate::timer::TimerKey;
 /// A transport the driver can hold: it knows how to leave the reactor.
 pub(crate) trait Source: Transport + 'static {
     fn deregister(&mut self, core: &Core, token: Token);
+    /// The transport as an async stream of the runtime, for an upgraded
+    /// connection; `None` where there is no socket to hand over.
+    fn into_stream(self, core: &Core, token: Token) -> Option<crate::net::TcpStream>;
 }
 
 impl Source for mio::net::TcpStream {
     fn deregister(&mut self, core: &Core, token: Token) {
         core.reactor.deregister(self, token);
     }
+
+    fn into_stream(mut self, core: &Core, token: Token) -> Option<crate::net::TcpStream> {
+        // From a driven source to an I/O source: a new token, and wakers
+        // instead of the driver.
+        core.reactor.deregister(&mut self, token);
+        crate::net::TcpStream::from_mio(self).ok()
+    }
 }
 
 impl Source for MemoryTransport {
     fn deregister(&mut self, _core: &Core, _token: Token) {}
+
+    fn into_stream(self, _core: &Core, _token: Token) -> Option<crate::net::TcpStream> {
+        None
+    }
 }
 
 /// What a wheel timer of the driver is for, as one `usize` of timer data.
@@ -120,10 +136,16 @@ pub(crate) struct Driver<T> {
     /// Server-wide timers (date, resume, shutdown, the acceptor's), cancelled
     /// at the end.
     timers: RefCell<Vec<TimerKey>>,
+    /// The server's shutdown handle, lent to upgraded connections.
+    pub(crate) shutdown: ShutdownHandle,
+    /// The upgraded connections still open: a graceful shutdown waits for
+    /// them too, until its timeout (then `upgrades_abandoned`).
+    pub(crate) upgrades: Rc<Upgrades>,
+    pub(crate) upgrades_abandoned: Cell<bool>,
 }
 
 impl<T: Source> Driver<T> {
-    pub(crate) fn new(core: Rc<Core>, exchange: Exchange) -> Rc<Driver<T>> {
+    pub(crate) fn new(core: Rc<Core>, exchange: Exchange, shutdown: ShutdownHandle) -> Rc<Driver<T>> {
         let pool = BufferPool::new(exchange.config.buffer_size);
         Rc::new(Driver {
             core,
@@ -137,6 +159,9 @@ impl<T: Source> Driver<T> {
             accept_paused: Cell::new(false),
             serve_waker: RefCell::new(None),
             timers: RefCell::new(Vec::new()),
+            shutdown,
+            upgrades: Rc::default(),
+            upgrades_abandoned: Cell::new(false),
         })
     }
 
@@ -269,6 +294,11 @@ impl<T: Source> Driver<T> {
                     self.close(key);
                     return Applied::Closed;
                 }
+                Step::Upgrade => {
+                    drop(conns);
+                    self.upgrade(key);
+                    return Applied::Closed;
+                }
             }
         }
     }
@@ -366,6 +396,34 @@ impl<T: Source> Driver<T> {
         let mut transport = self.with_turn(key, slot.id, |t| slot.c.close(t));
         transport.deregister(&self.core, slot.token);
         drop(transport);
+        self.removed();
+    }
+
+    /// Takes a connection whose `101` is written out of the slab and hands
+    /// it, as an async stream, to the task its response asked for.
+    fn upgrade(self: &Rc<Self>, key: usize) {
+        let Some(slot) = self.conns.borrow_mut().try_remove(key) else {
+            return;
+        };
+        if let Some(timer) = slot.timer {
+            drop(self.core.timers.borrow_mut().cancel(timer));
+        }
+        let (transport, leftover, on_upgrade) = self.with_turn(key, slot.id, |t| slot.c.into_upgrade(t));
+        let stream = transport.into_stream(&self.core, slot.token);
+        match (stream, on_upgrade) {
+            (Some(stream), Some(on_upgrade)) => {
+                log::trace!(target: "solo::http", "connection {key} upgraded");
+                let conn = Upgraded::new(stream, leftover, self.shutdown.clone(), self.upgrades.clone());
+                drop(crate::spawn(on_upgrade(conn)));
+            }
+            // No socket to hand over (the in-memory client): it closes.
+            _ => log::trace!(target: "solo::http", "connection {key} closed instead of upgraded"),
+        }
+        self.removed();
+    }
+
+    /// What follows a connection leaving the slab, closed or upgraded.
+    fn removed(self: &Rc<Self>) {
         sub(&self.exchange.counters.active, 1);
         if !self.exchange.draining.get() && self.accept_paused.replace(false) {
             // Below the limit again (or a descriptor was freed): tell the
@@ -386,6 +444,7 @@ impl<T: Source> Driver<T> {
     /// when `shutdown_timeout` runs out).
     pub(crate) fn begin_shutdown(self: &Rc<Self>) {
         self.exchange.draining.set(true);
+        self.upgrades.drain();
         let idle: Vec<usize> = self
             .conns
             .borrow()
@@ -477,6 +536,14 @@ impl<T: Source> TimerTarget for Driver<T> {
                 let left = self.conns.borrow().len();
                 if left > 0 {
                     log::warn!(target: "solo::http", "shutdown timeout: closing {left} connection(s) still busy");
+                }
+                let upgraded = self.upgrades.live();
+                if upgraded > 0 {
+                    log::warn!(target: "solo::http", "shutdown timeout: {upgraded} upgraded connection(s) still open end with the runtime");
+                }
+                self.upgrades_abandoned.set(true);
+                if let Some(w) = self.serve_waker.borrow_mut().take() {
+                    w.wake();
                 }
                 self.close_all();
             }

@@ -27,6 +27,7 @@ use super::request::Request;
 use super::response::{self, Body, Framing, Response};
 use super::router::{Routed, Router};
 use super::stats::{add, Counters};
+use super::upgrade::OnUpgrade;
 use crate::sync::mpsc;
 
 /// A hook run before routing: a response answers the request with it.
@@ -76,6 +77,8 @@ pub(crate) struct Written {
     pub(crate) close: bool,
     /// A streamed body, for a task to feed.
     pub(crate) stream: Option<mpsc::Receiver<Bytes>>,
+    /// A `101`: what takes the connection over once it is written.
+    pub(crate) upgrade: Option<OnUpgrade>,
 }
 
 /// Everything one server's connections share to answer requests.
@@ -176,17 +179,33 @@ impl Exchange {
     /// unless streamed) into `bufs`.
     pub(crate) fn write(&self, bufs: &mut Buffers, resp: Response, reply: Reply) -> Written {
         let mut resp = self.after.iter().fold(resp, |r, hook| hook(r));
+        let mut body = resp.take_body();
+        let refused_upgrade = reply.minor == 0 && matches!(body, Body::Upgrade(_));
+        if refused_upgrade {
+            // RFC 9110 §7.8: an HTTP/1.0 request's Upgrade must be ignored,
+            // and the handler has nothing else to answer.
+            resp = self.error(400, "an upgrade needs HTTP/1.1");
+            body = resp.take_body();
+        }
         let status = resp.status_code();
-        self.counters.response(status);
-        let body = resp.take_body();
         // An HTTP/1.0 client cannot take chunked: a stream is delimited by
         // closing the connection instead.
-        let close =
-            !reply.keep_alive || resp.closes_connection() || (reply.minor == 0 && matches!(body, Body::Stream(_)));
+        let close = !reply.keep_alive
+            || resp.closes_connection()
+            || refused_upgrade
+            || (reply.minor == 0 && matches!(body, Body::Stream(_)));
         let date = self.date.borrow();
         let with_body = response::has_body(status) && !reply.head_only;
         let out = &mut bufs.out;
+        self.counters.response(status);
+        let mut upgrade = None;
         let stream = match body {
+            Body::Upgrade(up) => {
+                debug_assert_eq!(status, 101, "Response::upgrade makes a 101");
+                resp.write_head(&mut out.buf, date.line(), Framing::Length(0), false, reply.minor);
+                upgrade = Some(up.0);
+                None
+            }
             Body::Empty => {
                 resp.write_head(&mut out.buf, date.line(), Framing::Length(0), close, reply.minor);
                 None
@@ -210,7 +229,12 @@ impl Exchange {
             }
         };
         bufs.batch_len += 1;
-        Written { status, close, stream }
+        Written {
+            status,
+            close: close && upgrade.is_none(),
+            stream,
+            upgrade,
+        }
     }
 
     /// `100 Continue`, before a body the client waits to send.

@@ -23,6 +23,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::access::AccessPending;
+use super::upgrade::OnUpgrade;
 
 /// Bodies at most this long are copied into the output buffer next to their
 /// head (one write); longer ones are queued as they are (`writev`).
@@ -252,6 +253,9 @@ pub(crate) struct Buffers {
     /// a request in progress always holds buffers, and an idle connection
     /// must stay small.
     pub(crate) access: Option<Box<AccessPending>>,
+    /// A `101` was queued: what takes the connection over once it is
+    /// written (here for the same reason as `access`).
+    pub(crate) upgrade: Option<OnUpgrade>,
 }
 
 /// Free buffers, shared by the connections of one server. Boxed on purpose:
@@ -291,6 +295,7 @@ impl BufferPool {
             "buffers returned with an access record unemitted"
         );
         bufs.access = None;
+        bufs.upgrade = None;
         let mut free = self.free.borrow_mut();
         if free.len() < POOL_KEEP {
             free.push(bufs);

@@ -17,6 +17,7 @@
 //! | `io.rs` | the transport seam (socket or in-memory pipe), buffers, the pool |
 //! | `connection.rs` | **the state machine**: phases, deadlines, invariants |
 //! | `driver.rs` | the slab of connections, their timers and tasks |
+//! | `upgrade.rs`, `ws/` | a `101` handing the connection over; WebSocket on it (`ws/frame.rs` the codec, `ws/handshake.rs` the opening) |
 //! | `interop.rs` | conversions with the `http` crate's types (feature `http-types`) |
 //! | `accept.rs`, `signals.rs`, `shutdown.rs` | the accept loop; SIGINT/SIGTERM as a loop event; stopping |
 //! | `server.rs` | [`Server`]: the builder, `run`, `serve`, `workers` |
@@ -58,6 +59,8 @@ mod shutdown;
 mod signals;
 mod stats;
 pub mod test;
+mod upgrade;
+pub mod ws;
 
 pub use access::{AccessEntry, CommonLog};
 pub use config::{AtLimit, Config};
@@ -67,6 +70,7 @@ pub use response::{reason, Body, Response};
 pub use server::{Server, StatsHandle};
 pub use shutdown::ShutdownHandle;
 pub use stats::{process_usage, Histogram, Stats};
+pub use upgrade::{Upgrade, Upgraded};
 
 /// Entry points for `benches/http.rs` and the fuzz targets; not part of the
 /// API.

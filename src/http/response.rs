@@ -7,6 +7,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::future::Future;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
@@ -22,6 +23,9 @@ pub enum Body {
     /// item is one chunk (empty items are skipped). Ends when every sender is
     /// dropped.
     Stream(mpsc::Receiver<Bytes>),
+    /// No body: the response is a `101` and the connection changes protocol
+    /// ([`Response::upgrade`]).
+    Upgrade(super::upgrade::Upgrade),
 }
 
 impl fmt::Debug for Body {
@@ -30,6 +34,7 @@ impl fmt::Debug for Body {
             Body::Empty => f.write_str("Empty"),
             Body::Full(b) => write!(f, "Full({} bytes)", b.len()),
             Body::Stream(_) => f.write_str("Stream"),
+            Body::Upgrade(_) => f.write_str("Upgrade"),
         }
     }
 }
@@ -146,6 +151,45 @@ impl Response {
     /// ```
     pub fn stream(chunks: mpsc::Receiver<Bytes>) -> Response {
         Response::status(200).body(Body::Stream(chunks))
+    }
+
+    /// `101 Switching Protocols` to `protocol` (the `Upgrade` token, e.g.
+    /// `"websocket"`): once the 101 is written and the request's body (if
+    /// any) read, `on_upgrade` runs as a task with the connection. For
+    /// WebSocket use [`ws::upgrade`](super::ws::upgrade), which checks the
+    /// handshake and speaks the protocol.
+    ///
+    /// ```no_run
+    /// use solo::http::{Request, Response, Server};
+    /// // A line-echo protocol behind `Upgrade: echo`.
+    /// Server::bind("127.0.0.1:8080")?
+    ///     .get("/echo", |_req: Request| async {
+    ///         Response::upgrade("echo", |mut conn| async move {
+    ///             let mut buf = [0u8; 1024];
+    ///             while let Ok(n @ 1..) = conn.read(&mut buf).await {
+    ///                 if conn.write_all(&buf[..n]).await.is_err() {
+    ///                     break;
+    ///                 }
+    ///             }
+    ///         })
+    ///     })
+    ///     .run()
+    /// # ; Ok::<(), std::io::Error>(())
+    /// ```
+    pub fn upgrade<F, Fut>(protocol: &str, on_upgrade: F) -> Response
+    where
+        F: FnOnce(super::Upgraded) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        check_header("upgrade", protocol);
+        let on_upgrade: super::upgrade::OnUpgrade = Box::new(move |conn| Box::pin(on_upgrade(conn)));
+        let mut resp = Response::status(101).body(Body::Upgrade(super::upgrade::Upgrade(on_upgrade)));
+        // Written as they are: `header` keeps `Connection` for itself.
+        resp.headers
+            .push((Cow::Borrowed("Upgrade"), Cow::Owned(protocol.to_string())));
+        resp.headers
+            .push((Cow::Borrowed("Connection"), Cow::Borrowed("upgrade")));
+        resp
     }
 
     /// Sets the status code.

@@ -311,7 +311,7 @@ impl Server {
             self.access_log,
             self.counters,
         );
-        (Driver::new(core, exchange), self.listener)
+        (Driver::new(core, exchange, self.shutdown), self.listener)
     }
 
     /// Runs `n` share-nothing workers: `n` threads, each with its own
@@ -485,10 +485,16 @@ fn poll_serve(
             driver.exchange.draining.set(true);
             acceptor.stop();
             driver.close_all();
+            driver.upgrades.drain();
         }
     }
     if driver.exchange.draining.get() && driver.conns.borrow().is_empty() {
-        return Poll::Ready(());
+        // Upgraded connections watch the shutdown handle and end on their
+        // own; wait for them, unless the timeout ran out or a stop is asked.
+        if driver.upgrades.live() == 0 || driver.upgrades_abandoned.get() || shutdown.level() >= 2 {
+            return Poll::Ready(());
+        }
+        driver.upgrades.register(cx.waker());
     }
     Poll::Pending
 }

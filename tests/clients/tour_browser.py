@@ -11,72 +11,27 @@ samples received and the values each chart plotted), fetches /stats and
 compares. Every process it starts is stopped by PID. Exit status 0 on success,
 1 on a failed check, 77 when Chromium or the websockets module is missing.
 """
-import base64
 import json
 import os
-import shutil
 import signal
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.request
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
-try:
-    from websockets.sync.client import connect
-except ImportError:
-    connect = None
-
-
-def get_json(url, timeout=5):
-    with urllib.request.urlopen(url, timeout=timeout) as r:
-        return json.loads(r.read().decode())
-
-
-class DevTools:
-    def __init__(self, ws):
-        self.ws = ws
-        self.next_id = 0
-
-    def call(self, method, **params):
-        self.next_id += 1
-        self.ws.send(json.dumps({"id": self.next_id, "method": method, "params": params}))
-        while True:
-            msg = json.loads(self.ws.recv(timeout=30))
-            if msg.get("id") == self.next_id:
-                if "error" in msg:
-                    raise RuntimeError(f"{method}: {msg['error']}")
-                return msg["result"]
-
-    def evaluate(self, expression):
-        result = self.call("Runtime.evaluate", expression=expression, returnByValue=True)
-        if "exceptionDetails" in result:
-            raise RuntimeError(f"page error: {result['exceptionDetails']}")
-        return result["result"].get("value")
-
-
-def wait_for(what, check, timeout):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from devtools import Browser, get_json, missing, wait_for  # noqa: E402
 
 
 def main():
-    if CHROMIUM is None or connect is None:
-        missing = "Chromium" if CHROMIUM is None else "the websockets module (pip install websockets)"
-        print(f"tour browser check: skipped, {missing} is not installed")
+    why = missing()
+    if why:
+        print(f"tour browser check: skipped, {why}")
         return 77
     binary, port = sys.argv[1], int(sys.argv[2])
     screenshot = sys.argv[sys.argv.index("--screenshot") + 1] if "--screenshot" in sys.argv else None
     samples = int(sys.argv[sys.argv.index("--samples") + 1]) if "--samples" in sys.argv else 8
     base = f"http://127.0.0.1:{port}"
     procs = []
-    profile = tempfile.mkdtemp(prefix="solo-chromium-")
     try:
         tour = subprocess.Popen([binary, "--port", str(port)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         procs.append(tour)
@@ -84,30 +39,17 @@ def main():
         load = subprocess.Popen([binary, "--load", "--port", str(port), "--duration", str(samples + 25)],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         procs.append(load)
-        rdp = port + 1
-        chromium = subprocess.Popen(
-            [CHROMIUM, "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-             f"--remote-debugging-port={rdp}", "--remote-allow-origins=*", f"--user-data-dir={profile}",
-             "--window-size=1400,1100", "about:blank"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        procs.append(chromium)
-        pages = wait_for("Chromium's DevTools endpoint",
-                         lambda: [t for t in _targets(rdp) if t.get("type") == "page"], 20)
-        with connect(pages[0]["webSocketDebuggerUrl"], max_size=64 * 1024 * 1024, open_timeout=10) as ws:
-            tools = DevTools(ws)
-            tools.call("Page.enable")
-            tools.call("Page.navigate", url=base + "/")
+        with Browser(port + 1) as browser:
+            browser.open(base + "/")
             # Enough samples for the load's wave to move the plots.
             wait_for(f"{samples} samples on the page",
-                     lambda: (tools.evaluate("window.tour ? window.tour.samples.length : 0") or 0) >= samples,
+                     lambda: (browser.evaluate("window.tour ? window.tour.samples.length : 0") or 0) >= samples,
                      samples + 30)
-            page = json.loads(tools.evaluate("JSON.stringify(window.tour)"))
+            page = json.loads(browser.evaluate("JSON.stringify(window.tour)"))
             stats = get_json(base + "/stats")
             check(page, stats)
             if screenshot:
-                shot = tools.call("Page.captureScreenshot", format="png")
-                with open(screenshot, "wb") as f:
-                    f.write(base64.b64decode(shot["data"]))
+                browser.screenshot(screenshot)
                 print(f"tour browser check: screenshot written to {screenshot}")
         return 0
     finally:
@@ -119,7 +61,6 @@ def main():
                 except subprocess.TimeoutExpired:
                     p.kill()
                     p.wait()
-        shutil.rmtree(profile, ignore_errors=True)
 
 
 def _up(base):
@@ -128,13 +69,6 @@ def _up(base):
             return r.status == 200
     except OSError:
         return False
-
-
-def _targets(rdp):
-    try:
-        return get_json(f"http://127.0.0.1:{rdp}/json/list", timeout=1)
-    except OSError:
-        return []
 
 
 def check(page, stats):

@@ -1,0 +1,502 @@
+//! WebSocket (RFC 6455) on an upgraded connection: `recv` and `send` of
+//! [`Message`]s, split into halves for two tasks if need be.
+//!
+//! Owns: a WebSocket's life after the handshake: reading frames into
+//! messages (`frame.rs`), answering pings and the close handshake on its
+//! own, failing a peer that breaks the protocol with the close code RFC
+//! 6455 §7.4 names, the idle timeout (a ping, then a close), the server's
+//! shutdown (a 1001 close), and writing with backpressure. Must never: hold
+//! a read or write buffer while idle (an idle WebSocket costs its task and
+//! the socket, nothing more), interleave a control frame inside another
+//! frame's bytes, or send anything after its close frame.
+//!
+//! ```no_run
+//! use solo::http::ws::{self, Message, WsConfig};
+//! use solo::http::{Request, Server};
+//!
+//! Server::bind("127.0.0.1:8080")?
+//!     .get("/echo", |req: Request| async move {
+//!         ws::upgrade(&req, WsConfig::default(), |mut socket| async move {
+//!             while let Some(Ok(message)) = socket.recv().await {
+//!                 if let Message::Text(_) | Message::Binary(_) = message {
+//!                     if socket.send(message).await.is_err() {
+//!                         break;
+//!                     }
+//!                 }
+//!             }
+//!         })
+//!     })
+//!     .run()
+//! # ; Ok::<(), std::io::Error>(())
+//! ```
+//!
+//! Memory: the read buffer exists only while a frame is arriving (it is
+//! dropped whenever `recv` waits with nothing buffered), the write buffer
+//! only while a send is in progress.
+
+mod frame;
+mod handshake;
+
+use std::cell::{Cell, RefCell};
+use std::fmt;
+use std::future::{poll_fn, Future};
+use std::io;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+
+pub use frame::{CloseFrame, Message};
+use frame::{Decoder, Violation};
+
+use super::request::Request;
+use super::response::Response;
+use super::upgrade::Upgraded;
+
+#[doc(hidden)]
+pub use frame::client_frame;
+
+/// Limits and timeouts of a WebSocket.
+#[derive(Clone, Debug)]
+pub struct WsConfig {
+    /// Largest frame accepted (1009 past it). Default 16 MiB.
+    pub max_frame: usize,
+    /// Largest message, all fragments together (1009 past it). Default
+    /// 64 MiB.
+    pub max_message: usize,
+    /// After this long with nothing received, a ping is sent; after as long
+    /// again, the connection is closed (1001). `None`: never. Default 60 s.
+    pub idle_timeout: Option<Duration>,
+    /// Subprotocols this endpoint speaks. The client lists the ones it
+    /// wants in its order of preference (RFC 6455 §4.1); the first of them
+    /// found here is chosen (`WebSocket::protocol`). Default none.
+    pub protocols: Vec<&'static str>,
+}
+
+impl Default for WsConfig {
+    fn default() -> Self {
+        WsConfig {
+            max_frame: 16 << 20,
+            max_message: 64 << 20,
+            idle_timeout: Some(Duration::from_secs(60)),
+            protocols: Vec::new(),
+        }
+    }
+}
+
+/// Answers a WebSocket handshake: a `101` whose connection becomes a
+/// [`WebSocket`] for `on_open`, or the refusal RFC 6455 asks for (400 for a
+/// malformed handshake; 426 with `Sec-WebSocket-Version: 13` for a request
+/// that is not one, or of another version).
+pub fn upgrade<F, Fut>(req: &Request, config: WsConfig, on_open: F) -> Response
+where
+    F: FnOnce(WebSocket) -> Fut + 'static,
+    Fut: Future<Output = ()> + 'static,
+{
+    let accept = match handshake::check(req) {
+        Ok(accept) => accept,
+        Err(refusal) => return refusal,
+    };
+    let protocol = handshake::choose_protocol(req, &config.protocols);
+    let resp = Response::upgrade("websocket", move |conn| on_open(WebSocket::new(conn, config, protocol)))
+        .header("Sec-WebSocket-Accept", accept);
+    match protocol {
+        Some(p) => resp.header("Sec-WebSocket-Protocol", p),
+        None => resp,
+    }
+}
+
+/// What the two halves share: the connection and the output.
+struct Shared {
+    conn: RefCell<Upgraded>,
+    out: RefCell<BytesMut>,
+    /// A send is flushing: the reader leaves the output to it.
+    writing: Cell<bool>,
+    /// A close frame is queued or sent: nothing may follow it.
+    close_sent: Cell<bool>,
+    /// The write side failed or was shut down.
+    broken: Cell<bool>,
+}
+
+impl Shared {
+    /// Queues `message` as one whole frame (the output only ever holds
+    /// whole frames, so a control frame never lands inside another).
+    fn queue(&self, message: &Message) -> io::Result<()> {
+        if self.close_sent.get() || self.broken.get() {
+            return Err(io::Error::new(io::ErrorKind::NotConnected, "the WebSocket is closed"));
+        }
+        if matches!(message, Message::Close(_)) {
+            self.close_sent.set(true);
+        }
+        frame::encode(&mut self.out.borrow_mut(), message);
+        Ok(())
+    }
+
+    /// Writes the output until it is empty.
+    fn poll_flush(&self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        loop {
+            let mut out = self.out.borrow_mut();
+            if out.is_empty() {
+                // A large message's buffer is not kept.
+                if out.capacity() > 64 * 1024 {
+                    *out = BytesMut::new();
+                }
+                return Poll::Ready(Ok(()));
+            }
+            match self.conn.borrow().poll_write(cx, &out) {
+                Poll::Ready(Ok(0)) => {
+                    self.broken.set(true);
+                    return Poll::Ready(Err(io::ErrorKind::WriteZero.into()));
+                }
+                Poll::Ready(Ok(n)) => out.advance(n),
+                Poll::Ready(Err(e)) => {
+                    self.broken.set(true);
+                    return Poll::Ready(Err(e));
+                }
+                Poll::Pending => return Poll::Pending,
+            }
+        }
+    }
+
+    /// Ends the write side once the close frame is out.
+    fn finish(&self) {
+        if !self.broken.replace(true) {
+            let _ = self.conn.borrow().shutdown_write();
+        }
+    }
+}
+
+/// A WebSocket connection. `recv` answers pings and the close handshake
+/// itself; `send` returns once the frame is handed to the kernel (so a
+/// sender waits while the client reads slowly).
+pub struct WebSocket {
+    reader: WsReader,
+    writer: WsWriter,
+}
+
+impl fmt::Debug for WebSocket {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WebSocket")
+            .field("protocol", &self.reader.protocol)
+            .field("closed", &self.reader.done)
+            .finish_non_exhaustive()
+    }
+}
+
+impl WebSocket {
+    fn new(conn: Upgraded, config: WsConfig, protocol: Option<&'static str>) -> WebSocket {
+        let shared = Rc::new(Shared {
+            conn: RefCell::new(conn),
+            out: RefCell::new(BytesMut::new()),
+            writing: Cell::new(false),
+            close_sent: Cell::new(false),
+            broken: Cell::new(false),
+        });
+        WebSocket {
+            reader: WsReader {
+                shared: shared.clone(),
+                decoder: Decoder::new(config.max_frame, config.max_message),
+                input: BytesMut::new(),
+                idle_timeout: config.idle_timeout,
+                idle: None,
+                pinged: false,
+                protocol,
+                done: false,
+            },
+            writer: WsWriter { shared },
+        }
+    }
+
+    /// The next message; `None` once the connection is closed (after the
+    /// close handshake, or after an error, which is returned once first).
+    pub async fn recv(&mut self) -> Option<io::Result<Message>> {
+        self.reader.recv().await
+    }
+
+    /// Sends `message` and waits until it is written.
+    pub async fn send(&mut self, message: Message) -> io::Result<()> {
+        self.writer.send(message).await
+    }
+
+    /// Starts the close handshake with `code` and `reason` (`recv` then
+    /// returns the peer's close and `None`).
+    pub async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        self.writer.close(code, reason).await
+    }
+
+    /// The subprotocol chosen in the handshake.
+    pub fn protocol(&self) -> Option<&'static str> {
+        self.reader.protocol
+    }
+
+    /// The client's address.
+    pub fn peer_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.reader.shared.conn.borrow().peer_addr()
+    }
+
+    /// Two halves, for a task that reads and one that writes. The reader
+    /// still answers pings and closes; the writer's `send` fails once a
+    /// close has been sent.
+    pub fn split(self) -> (WsReader, WsWriter) {
+        (self.reader, self.writer)
+    }
+}
+
+/// The receiving half of a [`WebSocket`].
+pub struct WsReader {
+    shared: Rc<Shared>,
+    decoder: Decoder,
+    /// Bytes read and not yet decoded; no allocation while empty and idle.
+    input: BytesMut,
+    idle_timeout: Option<Duration>,
+    /// The idle deadline's timer, while `recv` waits.
+    idle: Option<crate::time::Sleep>,
+    /// A ping was sent for the idle timeout and nothing came since.
+    pinged: bool,
+    protocol: Option<&'static str>,
+    /// The connection is closed: `recv` says `None`.
+    done: bool,
+}
+
+impl fmt::Debug for WsReader {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsReader")
+            .field("closed", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one read attempt gave.
+enum Input {
+    Some,
+    Eof,
+}
+
+impl WsReader {
+    /// The next message; see [`WebSocket::recv`].
+    pub async fn recv(&mut self) -> Option<io::Result<Message>> {
+        poll_fn(|cx| self.poll_recv(cx)).await
+    }
+
+    fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Option<io::Result<Message>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            // Output the reader queued (pongs, a close) goes out here unless
+            // a send is flushing it anyway.
+            if !self.shared.writing.get() {
+                if let Poll::Ready(Err(e)) = self.shared.poll_flush(cx) {
+                    return self.fail(e);
+                }
+            }
+            match self.decoder.decode(&mut self.input) {
+                Ok(Some(message)) => {
+                    self.pinged = false;
+                    if let Some(ready) = self.handle(message, cx) {
+                        return ready;
+                    }
+                    continue;
+                }
+                Ok(None) => {}
+                Err(violation) => return self.violated(violation, cx),
+            }
+            if self.shared.conn.borrow().poll_shutdown(cx).is_ready() && !self.shared.close_sent.get() {
+                let _ = self.shared.queue(&Message::Close(Some(CloseFrame {
+                    code: 1001,
+                    reason: "the server is shutting down".into(),
+                })));
+                continue;
+            }
+            match self.poll_read(cx) {
+                Poll::Ready(Ok(Input::Some)) => continue,
+                Poll::Ready(Ok(Input::Eof)) => {
+                    self.done = true;
+                    self.shared.finish();
+                    if self.shared.close_sent.get() && self.input.is_empty() {
+                        return Poll::Ready(None); // we closed; the peer went
+                    }
+                    return Poll::Ready(Some(Err(io::Error::new(
+                        io::ErrorKind::UnexpectedEof,
+                        "the peer closed the connection without a close frame",
+                    ))));
+                }
+                Poll::Ready(Err(e)) => return self.fail(e),
+                Poll::Pending => {}
+            }
+            if self.input.is_empty() && !self.decoder.in_message() {
+                // Idle: hold no read buffer.
+                self.input = BytesMut::new();
+            }
+            return match self.poll_idle(cx) {
+                Some(ready) => ready,
+                None => Poll::Pending,
+            };
+        }
+    }
+
+    /// Reads what is there into `input`: at most what the next frame needs
+    /// (so one frame of input at a time) or 8 KiB.
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<Input>> {
+        let want = self.decoder.wants(&self.input).clamp(1, 64 * 1024).max(8192);
+        let start = self.input.len();
+        self.input.resize(start + want, 0);
+        let result = self.shared.conn.borrow_mut().poll_read(cx, &mut self.input[start..]);
+        let n = match &result {
+            Poll::Ready(Ok(n)) => *n,
+            _ => 0,
+        };
+        self.input.truncate(start + n);
+        match result {
+            Poll::Ready(Ok(0)) => Poll::Ready(Ok(Input::Eof)),
+            Poll::Ready(Ok(_)) => {
+                self.idle = None; // heard from: the idle deadline restarts
+                self.pinged = false;
+                Poll::Ready(Ok(Input::Some))
+            }
+            Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    /// The idle timeout while `recv` waits: a ping first, then a close.
+    fn poll_idle(&mut self, cx: &mut Context<'_>) -> Option<Poll<Option<io::Result<Message>>>> {
+        let timeout = self.idle_timeout?;
+        let sleep = self
+            .idle
+            .get_or_insert_with(|| crate::time::sleep_until(Instant::now() + timeout));
+        if Pin::new(sleep).poll(cx).is_pending() {
+            return None;
+        }
+        self.idle = None;
+        if self.shared.close_sent.get() {
+            // The peer never answered our close: give up on it.
+            self.done = true;
+            self.shared.finish();
+            return Some(Poll::Ready(None));
+        }
+        let message = if self.pinged {
+            Message::Close(Some(CloseFrame {
+                code: 1001,
+                reason: "idle timeout".into(),
+            }))
+        } else {
+            Message::Ping(bytes::Bytes::from_static(b"solo"))
+        };
+        self.pinged = true;
+        let _ = self.shared.queue(&message);
+        cx.waker().wake_by_ref(); // flush and re-arm on the next poll
+        Some(Poll::Pending)
+    }
+
+    /// A decoded message: what the reader does itself, and what it returns.
+    fn handle(&mut self, message: Message, _cx: &mut Context<'_>) -> Option<Poll<Option<io::Result<Message>>>> {
+        match &message {
+            Message::Ping(payload) if !self.shared.close_sent.get() => {
+                let _ = self.shared.queue(&Message::Pong(payload.clone()));
+            }
+            Message::Close(frame) => {
+                if !self.shared.close_sent.get() {
+                    // Echo the code (RFC 6455 §5.5.1); none for none.
+                    let echo = frame.as_ref().map(|f| CloseFrame {
+                        code: f.code,
+                        reason: String::new(),
+                    });
+                    let _ = self.shared.queue(&Message::Close(echo));
+                }
+                self.done = true;
+                self.flush_then_finish();
+            }
+            _ => {}
+        }
+        Some(Poll::Ready(Some(Ok(message))))
+    }
+
+    /// The peer broke the protocol: close with the code that says how.
+    fn violated(&mut self, v: Violation, _cx: &mut Context<'_>) -> Poll<Option<io::Result<Message>>> {
+        if !self.shared.close_sent.get() {
+            let _ = self.shared.queue(&Message::Close(Some(CloseFrame {
+                code: v.code,
+                reason: v.reason.into(),
+            })));
+        }
+        self.done = true;
+        self.input = BytesMut::new();
+        self.flush_then_finish();
+        Poll::Ready(Some(Err(io::Error::new(io::ErrorKind::InvalidData, v.reason))))
+    }
+
+    /// Writes what is queued (the close) without waiting for the peer,
+    /// then ends the write side. What the socket cannot take now is dropped
+    /// with it: the connection is over.
+    fn flush_then_finish(&self) {
+        let waker = futures_noop_waker();
+        let mut cx = Context::from_waker(&waker);
+        let _ = self.shared.poll_flush(&mut cx);
+        self.shared.finish();
+    }
+
+    fn fail(&mut self, e: io::Error) -> Poll<Option<io::Result<Message>>> {
+        self.done = true;
+        self.shared.finish();
+        Poll::Ready(Some(Err(e)))
+    }
+}
+
+/// A waker that does nothing, for the one write attempt made on the way out.
+fn futures_noop_waker() -> std::task::Waker {
+    std::task::Waker::noop().clone()
+}
+
+/// The sending half of a [`WebSocket`].
+pub struct WsWriter {
+    shared: Rc<Shared>,
+}
+
+impl fmt::Debug for WsWriter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WsWriter")
+            .field("close_sent", &self.shared.close_sent.get())
+            .finish()
+    }
+}
+
+impl WsWriter {
+    /// Sends `message` and waits until it (and anything queued before it)
+    /// is written. Fails once a close frame has been sent.
+    pub async fn send(&mut self, message: Message) -> io::Result<()> {
+        self.shared.queue(&message)?;
+        self.flush().await
+    }
+
+    /// Sends a close frame with `code` and `reason`.
+    pub async fn close(&mut self, code: u16, reason: &str) -> io::Result<()> {
+        if !frame::valid_close_code(code) {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "not a close code that may be sent",
+            ));
+        }
+        self.send(Message::Close(Some(CloseFrame {
+            code,
+            reason: reason.to_string(),
+        })))
+        .await
+    }
+
+    async fn flush(&mut self) -> io::Result<()> {
+        // Cleared however the flush ends (a dropped `send` included), so
+        // the reader takes the output over again.
+        struct Writing<'a>(&'a Cell<bool>);
+        impl Drop for Writing<'_> {
+            fn drop(&mut self) {
+                self.0.set(false);
+            }
+        }
+        self.shared.writing.set(true);
+        let _writing = Writing(&self.shared.writing);
+        poll_fn(|cx| self.shared.poll_flush(cx)).await
+    }
+}
