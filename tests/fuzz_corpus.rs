@@ -39,6 +39,11 @@ fn connection_corpus() {
     replay("connection", checks::connection);
 }
 
+#[test]
+fn ws_frame_corpus() {
+    replay("ws_frame", checks::ws_frame);
+}
+
 /// The reference decoder agrees with the grammar's own examples, so the
 /// differential target compares against something right.
 #[test]

@@ -13,12 +13,18 @@
 //!   more responses than requests, never hands a handler ambiguous framing,
 //!   never stalls (after each piece it has read everything or is closing; after
 //!   the client's FIN it closes), and every byte it writes parses as responses.
+//! - `ws_frame`: the WebSocket frame decoder, fed arbitrary bytes split at
+//!   arbitrary points, never panics, gives the same messages and the same
+//!   close code however the bytes are split, never returns more payload than
+//!   it was given, keeps control frames within 125 bytes, and only ever
+//!   reports a close code a peer may send.
 
 use std::cell::RefCell;
 use std::rc::Rc;
 
-use solo::http::__bench::{decode_chunked, parse_one};
+use solo::http::__bench::{decode_chunked, parse_one, ws_decode};
 use solo::http::test::TestClient;
+use solo::http::ws::Message;
 use solo::http::{Config, Request, Response, Server};
 
 /// Splits `data` into pieces: the first byte seeds where the cuts fall.
@@ -331,4 +337,43 @@ pub fn connection(data: &[u8]) {
     let final_responses = stats.responses_2xx + stats.responses_3xx + stats.responses_4xx + stats.responses_5xx;
     let parsed = client.responses(c).iter().filter(|r| r.status >= 200).count() as u64;
     assert!(parsed <= final_responses, "parsed more responses than were sent");
+}
+
+/// The WebSocket frame decoder's target.
+pub fn ws_frame(data: &[u8]) {
+    let (pieces, whole) = pieces(data);
+    let (max_frame, max_message) = (4096, 16 * 1024);
+    let split = ws_decode(&pieces, max_frame, max_message);
+    let at_once = ws_decode(&[whole], max_frame, max_message);
+    assert_eq!(split, at_once, "the split changed what was decoded");
+    let payload: usize = split
+        .0
+        .iter()
+        .map(|m| match m {
+            Message::Text(t) => t.len(),
+            Message::Binary(b) | Message::Ping(b) | Message::Pong(b) => b.len(),
+            Message::Close(f) => f.as_ref().map_or(0, |f| 2 + f.reason.len()),
+        })
+        .sum();
+    assert!(
+        payload <= whole.len(),
+        "more payload ({payload}) than input ({})",
+        whole.len()
+    );
+    for m in &split.0 {
+        match m {
+            Message::Ping(b) | Message::Pong(b) => assert!(b.len() <= 125, "a control frame of {} bytes", b.len()),
+            Message::Close(Some(f)) => {
+                assert!(
+                    matches!(f.code, 1000..=1003 | 1007..=1014 | 3000..=4999),
+                    "close code {}",
+                    f.code
+                )
+            }
+            _ => {}
+        }
+    }
+    if let Some(code) = split.1 {
+        assert!(matches!(code, 1002 | 1007 | 1009), "violation answered with {code}");
+    }
 }

@@ -92,6 +92,13 @@ pub mod __bench {
         n
     }
 
+    /// Feeds `pieces` to a WebSocket frame decoder one at a time, decoding
+    /// after each; the messages it gave, and the close code of the first
+    /// violation (after which it stops).
+    pub fn ws_decode(pieces: &[&[u8]], max_frame: usize, max_message: usize) -> (Vec<super::ws::Message>, Option<u16>) {
+        super::ws::decode_pieces(pieces, max_frame, max_message)
+    }
+
     /// The head parser's verdict on `buf`: `Ok(Some(len))` for a complete
     /// head of `len` bytes, `Ok(None)` for incomplete, `Err(status)`.
     pub fn parse_one(buf: &[u8], max_head: usize) -> Result<Option<usize>, u16> {

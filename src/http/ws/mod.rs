@@ -58,6 +58,24 @@ use super::upgrade::Upgraded;
 #[doc(hidden)]
 pub use frame::client_frame;
 
+/// For the fuzz target (`__bench::ws_decode`).
+pub(crate) fn decode_pieces(pieces: &[&[u8]], max_frame: usize, max_message: usize) -> (Vec<Message>, Option<u16>) {
+    let mut decoder = Decoder::new(max_frame, max_message);
+    let mut input = BytesMut::new();
+    let mut out = Vec::new();
+    for piece in pieces {
+        input.extend_from_slice(piece);
+        loop {
+            match decoder.decode(&mut input) {
+                Ok(Some(m)) => out.push(m),
+                Ok(None) => break,
+                Err(v) => return (out, Some(v.code)),
+            }
+        }
+    }
+    (out, None)
+}
+
 /// Limits and timeouts of a WebSocket.
 #[derive(Clone, Debug)]
 pub struct WsConfig {
