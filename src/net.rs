@@ -229,6 +229,11 @@ impl TcpStream {
         Self::from_mio(mio::net::TcpStream::from_std(stream))
     }
 
+    /// The runtime the stream is registered with.
+    pub(crate) fn core(&self) -> &Rc<Core> {
+        &self.reg.core
+    }
+
     pub(crate) fn from_mio(stream: mio::net::TcpStream) -> io::Result<TcpStream> {
         Ok(TcpStream {
             reg: Registration::new(stream, Interest::READABLE | Interest::WRITABLE)?,

@@ -345,6 +345,25 @@ impl Reactor {
         drop(old);
     }
 
+    /// Wakes every task waiting to read from any I/O source, with no
+    /// readiness: each polls, finds nothing, and waits again. For a rare,
+    /// server-wide event (a shutdown that upgraded connections must see),
+    /// so that they need no waker slot of their own.
+    pub(crate) fn wake_all_readers(&self) {
+        let wakers: Vec<Waker> = self
+            .sources
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(|(_, s)| match s {
+                Source::Io(state) => state.reader.take(),
+                _ => None,
+            })
+            .collect();
+        for w in wakers {
+            w.wake();
+        }
+    }
+
     /// Ready if the cached readiness allows progress in `dir`; otherwise stores
     /// the waker and returns `Pending`.
     pub(crate) fn poll_ready(&self, token: Token, dir: Direction, cx: &mut Context<'_>) -> Poll<Ready> {

@@ -146,6 +146,48 @@ impl fmt::Debug for Sleep {
     }
 }
 
+/// A timer at a tick of the wheel, for state machines that keep their own
+/// deadline and know their `Core` (a `Sleep` without its `Rc<Core>` and
+/// `Instant`: 12 bytes instead of 40, for a WebSocket's idle timeout). The
+/// owner must `cancel` it before dropping it, or it fires once for nothing.
+#[derive(Debug, Default)]
+pub(crate) struct TickTimer(Option<crate::timer::TimerKey>);
+
+impl TickTimer {
+    /// Ready once tick `at` is due; otherwise the waker is registered (or
+    /// updated) on the wheel.
+    pub(crate) fn poll_at(&mut self, core: &Core, at: u64, cx: &mut Context<'_>) -> Poll<()> {
+        let mut timers = core.timers.borrow_mut();
+        match self.0 {
+            Some(key) => match timers.payload_mut(key) {
+                Some(Expiry::Wake(waker)) => {
+                    if !waker.will_wake(cx.waker()) {
+                        *waker = cx.waker().clone();
+                    }
+                    Poll::Pending
+                }
+                Some(Expiry::Call(..)) => unreachable!("a TickTimer always wakes"),
+                None => {
+                    self.0 = None;
+                    Poll::Ready(())
+                }
+            },
+            None if at <= timers.elapsed() => Poll::Ready(()),
+            None => {
+                self.0 = Some(timers.insert(at, Expiry::Wake(cx.waker().clone())));
+                Poll::Pending
+            }
+        }
+    }
+
+    /// Removes the timer, if set (O(1)).
+    pub(crate) fn cancel(&mut self, core: &Core) {
+        if let Some(key) = self.0.take() {
+            drop(core.timers.borrow_mut().cancel(key));
+        }
+    }
+}
+
 /// The error of [`timeout`]: the deadline passed before the future finished.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Elapsed(());

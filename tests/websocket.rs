@@ -24,7 +24,7 @@ fn app() -> Server {
         .get("/echo", |req: Request| async move {
             let config = WsConfig {
                 max_message: 1 << 20,
-                protocols: vec!["chat.v2", "chat"],
+                protocols: &["chat.v2", "chat"],
                 ..WsConfig::default()
             };
             ws::upgrade(&req, config, |mut socket| async move {

@@ -471,7 +471,9 @@ impl<T: Transport> Connection<T> {
     pub(crate) fn into_upgrade(mut self, t: &Turn) -> (T, Bytes, Option<OnUpgrade>) {
         debug_assert!(self.close == Close::Upgrading && self.body.is_none() && self.io.output_empty());
         let (leftover, upgrade) = match self.io.bufs_mut() {
-            Some(bufs) => (bufs.read.split().freeze(), bufs.upgrade.take()),
+            // Copied: a slice would keep the whole read buffer alive for
+            // as long as the upgraded connection lives (8 KiB each).
+            Some(bufs) => (Bytes::copy_from_slice(&bufs.read), bufs.upgrade.take()),
             None => (Bytes::new(), None),
         };
         (self.close(t), leftover, upgrade)

@@ -28,7 +28,6 @@ use super::connection::{Connection, Start, Step, Turn};
 use super::exchange::{CatchUnwind, Exchange, Reply};
 use super::io::{BufferPool, MemoryTransport, Transport};
 use super::response::Response;
-use super::shutdown::ShutdownHandle;
 use super::stats::{add, sub};
 use super::upgrade::{Upgraded, Upgrades};
 use crate::executor::{Core, Expiry, TimerTarget};
@@ -136,8 +135,6 @@ pub(crate) struct Driver<T> {
     /// Server-wide timers (date, resume, shutdown, the acceptor's), cancelled
     /// at the end.
     timers: RefCell<Vec<TimerKey>>,
-    /// The server's shutdown handle, lent to upgraded connections.
-    pub(crate) shutdown: ShutdownHandle,
     /// The upgraded connections still open: a graceful shutdown waits for
     /// them too, until its timeout (then `upgrades_abandoned`).
     pub(crate) upgrades: Rc<Upgrades>,
@@ -145,7 +142,7 @@ pub(crate) struct Driver<T> {
 }
 
 impl<T: Source> Driver<T> {
-    pub(crate) fn new(core: Rc<Core>, exchange: Exchange, shutdown: ShutdownHandle) -> Rc<Driver<T>> {
+    pub(crate) fn new(core: Rc<Core>, exchange: Exchange) -> Rc<Driver<T>> {
         let pool = BufferPool::new(exchange.config.buffer_size);
         Rc::new(Driver {
             core,
@@ -159,7 +156,6 @@ impl<T: Source> Driver<T> {
             accept_paused: Cell::new(false),
             serve_waker: RefCell::new(None),
             timers: RefCell::new(Vec::new()),
-            shutdown,
             upgrades: Rc::default(),
             upgrades_abandoned: Cell::new(false),
         })
@@ -413,8 +409,8 @@ impl<T: Source> Driver<T> {
         match (stream, on_upgrade) {
             (Some(stream), Some(on_upgrade)) => {
                 log::trace!(target: "solo::http", "connection {key} upgraded");
-                let conn = Upgraded::new(stream, leftover, self.shutdown.clone(), self.upgrades.clone());
-                drop(crate::spawn(on_upgrade(conn)));
+                let conn = Upgraded::new(stream, leftover, self.upgrades.clone());
+                drop(on_upgrade(conn)); // detached: it runs on its own
             }
             // No socket to hand over (the in-memory client): it closes.
             _ => log::trace!(target: "solo::http", "connection {key} closed instead of upgraded"),
@@ -444,7 +440,7 @@ impl<T: Source> Driver<T> {
     /// when `shutdown_timeout` runs out).
     pub(crate) fn begin_shutdown(self: &Rc<Self>) {
         self.exchange.draining.set(true);
-        self.upgrades.drain();
+        self.upgrades.drain(&self.core);
         let idle: Vec<usize> = self
             .conns
             .borrow()

@@ -182,7 +182,7 @@ impl Response {
         Fut: Future<Output = ()> + 'static,
     {
         check_header("upgrade", protocol);
-        let on_upgrade: super::upgrade::OnUpgrade = Box::new(move |conn| Box::pin(on_upgrade(conn)));
+        let on_upgrade: super::upgrade::OnUpgrade = Box::new(move |conn| crate::spawn(on_upgrade(conn)));
         let mut resp = Response::status(101).body(Body::Upgrade(super::upgrade::Upgrade(on_upgrade)));
         // Written as they are: `header` keeps `Connection` for itself.
         resp.headers

@@ -311,7 +311,7 @@ impl Server {
             self.access_log,
             self.counters,
         );
-        (Driver::new(core, exchange, self.shutdown), self.listener)
+        (Driver::new(core, exchange), self.listener)
     }
 
     /// Runs `n` share-nothing workers: `n` threads, each with its own
@@ -485,7 +485,7 @@ fn poll_serve(
             driver.exchange.draining.set(true);
             acceptor.stop();
             driver.close_all();
-            driver.upgrades.drain();
+            driver.upgrades.drain(&driver.core);
         }
     }
     if driver.exchange.draining.get() && driver.conns.borrow().is_empty() {

@@ -20,23 +20,21 @@
 //! answered 400 instead. The in-memory test client cannot upgrade (it has
 //! no socket to hand over): it closes the connection after the 101.
 
-use std::cell::{Cell, RefCell};
+use std::cell::Cell;
 use std::fmt;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::{Buf, Bytes};
-use slab::Slab;
 
-use super::shutdown::ShutdownHandle;
 use crate::net::TcpStream;
 
-/// What runs once a connection is upgraded.
-pub(crate) type OnUpgrade = Box<dyn FnOnce(Upgraded) -> Pin<Box<dyn Future<Output = ()>>>>;
+/// What runs once a connection is upgraded: it spawns the protocol's task
+/// itself, so the task holds the protocol's future directly (no second
+/// allocation for a boxed future: an idle WebSocket is that much smaller).
+pub(crate) type OnUpgrade = Box<dyn FnOnce(Upgraded) -> crate::JoinHandle<()>>;
 
 /// The part of a `101` response that takes the connection over; see
 /// [`Response::upgrade`](super::Response::upgrade).
@@ -49,12 +47,13 @@ impl fmt::Debug for Upgrade {
 }
 
 /// The upgraded connections of one server: how many are open (a graceful
-/// shutdown waits for them), and the wakers of those watching for the
-/// shutdown (one slot each, so watching is O(1) and a closed connection
-/// leaves nothing behind).
+/// shutdown waits for them), and whether the server drains. A connection
+/// waiting to read learns of the drain by being woken through the reactor
+/// (`wake_all_readers`), so it keeps no waker slot here: an idle upgraded
+/// connection costs one counter increment.
 #[derive(Default)]
 pub(crate) struct Upgrades {
-    watchers: RefCell<Slab<Option<Waker>>>,
+    live: Cell<usize>,
     draining: Cell<bool>,
     /// `serve`'s waker, woken when the last one ends during a shutdown.
     waker: Cell<Option<Waker>>,
@@ -62,48 +61,37 @@ pub(crate) struct Upgrades {
 
 impl Upgrades {
     pub(crate) fn live(&self) -> usize {
-        self.watchers.borrow().len()
+        self.live.get()
     }
 
     pub(crate) fn register(&self, waker: &Waker) {
         self.waker.set(Some(waker.clone()));
     }
 
-    /// The server drains: every upgraded connection is told once.
-    pub(crate) fn drain(&self) {
-        self.draining.set(true);
-        let wakers: Vec<Waker> = self
-            .watchers
-            .borrow_mut()
-            .iter_mut()
-            .filter_map(|(_, w)| w.take())
-            .collect();
-        for w in wakers {
-            w.wake();
+    /// The server drains: every upgraded connection waiting to read is
+    /// woken to see it.
+    pub(crate) fn drain(&self, core: &crate::executor::Core) {
+        if !self.draining.replace(true) && self.live.get() > 0 {
+            core.reactor.wake_all_readers();
         }
     }
 }
 
-/// Held by an `Upgraded`: its slot among the server's upgraded connections.
-struct Live {
-    upgrades: Rc<Upgrades>,
-    key: usize,
-}
+/// Held by an `Upgraded`: one live upgraded connection.
+struct Live(Rc<Upgrades>);
 
 impl Live {
     fn new(upgrades: Rc<Upgrades>) -> Live {
-        let key = upgrades.watchers.borrow_mut().insert(None);
-        Live { upgrades, key }
+        upgrades.live.set(upgrades.live.get() + 1);
+        Live(upgrades)
     }
 }
 
 impl Drop for Live {
     fn drop(&mut self) {
-        let mut watchers = self.upgrades.watchers.borrow_mut();
-        watchers.remove(self.key);
-        if watchers.is_empty() {
-            drop(watchers);
-            if let Some(w) = self.upgrades.waker.take() {
+        self.0.live.set(self.0.live.get() - 1);
+        if self.0.live.get() == 0 {
+            if let Some(w) = self.0.waker.take() {
                 w.wake();
             }
         }
@@ -115,22 +103,17 @@ impl Drop for Live {
 /// (returned first by `read`).
 pub struct Upgraded {
     stream: TcpStream,
-    leftover: Bytes,
-    shutdown: ShutdownHandle,
+    /// Boxed, and `None` once taken or empty: most upgrades have none, and
+    /// every idle upgraded connection would carry an empty `Bytes` (32 B).
+    leftover: Option<Box<Bytes>>,
     _live: Live,
 }
 
 impl Upgraded {
-    pub(crate) fn new(
-        stream: TcpStream,
-        leftover: Bytes,
-        shutdown: ShutdownHandle,
-        upgrades: Rc<Upgrades>,
-    ) -> Upgraded {
+    pub(crate) fn new(stream: TcpStream, leftover: Bytes, upgrades: Rc<Upgrades>) -> Upgraded {
         Upgraded {
             stream,
-            leftover,
-            shutdown,
+            leftover: (!leftover.is_empty()).then(|| Box::new(leftover)),
             _live: Live::new(upgrades),
         }
     }
@@ -142,10 +125,13 @@ impl Upgraded {
 
     /// Reads into `buf` when the socket is readable (leftover bytes first).
     pub fn poll_read(&mut self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
-        if !self.leftover.is_empty() {
-            let n = buf.len().min(self.leftover.len());
-            buf[..n].copy_from_slice(&self.leftover[..n]);
-            self.leftover.advance(n);
+        if let Some(leftover) = &mut self.leftover {
+            let n = buf.len().min(leftover.len());
+            buf[..n].copy_from_slice(&leftover[..n]);
+            leftover.advance(n);
+            if leftover.is_empty() {
+                self.leftover = None;
+            }
             return Poll::Ready(Ok(n));
         }
         self.stream.poll_read(cx, buf)
@@ -163,12 +149,17 @@ impl Upgraded {
 
     /// The bytes read past the request and not yet returned by `read`.
     pub fn leftover(&self) -> &[u8] {
-        &self.leftover
+        self.leftover.as_deref().map_or(&[], |b| &b[..])
     }
 
     /// Takes the leftover bytes (`read` then goes to the socket).
     pub fn take_leftover(&mut self) -> Bytes {
-        std::mem::take(&mut self.leftover)
+        self.leftover.take().map_or_else(Bytes::new, |b| *b)
+    }
+
+    /// The runtime the connection is registered with.
+    pub(crate) fn core(&self) -> &Rc<crate::executor::Core> {
+        self.stream.core()
     }
 
     /// The client's address.
@@ -176,27 +167,19 @@ impl Upgraded {
         self.stream.peer_addr()
     }
 
-    /// The server's shutdown handle.
-    pub fn shutdown_handle(&self) -> &ShutdownHandle {
-        &self.shutdown
-    }
-
     /// Ready once the server is shutting down (gracefully or not): a
     /// protocol watches it to end its connection cleanly (WebSocket sends a
     /// 1001 close). The server waits for upgraded connections to end, up to
-    /// its `shutdown_timeout`.
-    pub fn poll_shutdown(&self, cx: &mut Context<'_>) -> Poll<()> {
-        let upgrades = &self._live.upgrades;
-        if upgrades.draining.get() || self.shutdown.is_shutting_down() {
-            return Poll::Ready(());
+    /// its `shutdown_timeout`. The task is woken for it only if it is
+    /// waiting to read from this connection (the drain wakes readers), so
+    /// check it alongside a read.
+    pub fn poll_shutdown(&self, _cx: &mut Context<'_>) -> Poll<()> {
+        if self._live.0.draining.get() {
+            Poll::Ready(())
+        } else {
+            // No waker kept: the drain wakes every task waiting to read.
+            Poll::Pending
         }
-        if let Some(slot) = upgrades.watchers.borrow_mut().get_mut(self._live.key) {
-            match slot {
-                Some(w) if w.will_wake(cx.waker()) => {}
-                _ => *slot = Some(cx.waker().clone()),
-            }
-        }
-        Poll::Pending
     }
 
     /// Ends the write side (FIN).
@@ -209,7 +192,7 @@ impl fmt::Debug for Upgraded {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Upgraded")
             .field("peer", &self.stream.peer_addr().ok())
-            .field("leftover", &self.leftover.len())
+            .field("leftover", &self.leftover().len())
             .finish()
     }
 }

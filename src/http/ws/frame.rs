@@ -140,17 +140,21 @@ struct Partial {
 
 /// Reassembles a client's frames into messages.
 pub(crate) struct Decoder {
-    partial: Option<Partial>,
-    max_frame: u64,
-    max_message: usize,
+    /// Boxed: only a fragmented message in progress needs it, and an idle
+    /// WebSocket should not carry its size.
+    partial: Option<Box<Partial>>,
+    max_frame: u32,
+    max_message: u32,
 }
 
 impl Decoder {
     pub(crate) fn new(max_frame: usize, max_message: usize) -> Decoder {
+        // Limits past 4 GiB mean none: u32 keeps an idle WebSocket small.
+        let limit = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Decoder {
             partial: None,
-            max_frame: max_frame as u64,
-            max_message,
+            max_frame: limit(max_frame),
+            max_message: limit(max_message),
         }
     }
 
@@ -158,7 +162,7 @@ impl Decoder {
     /// `decode` can take it (0 if it could take one now, or the header is
     /// not complete yet): how much to read, at most.
     pub(crate) fn wants(&self, input: &[u8]) -> usize {
-        match parse_header(input, self.max_frame) {
+        match parse_header(input, u64::from(self.max_frame)) {
             Ok(Some(h)) => (h.size + h.len as usize).saturating_sub(input.len()),
             _ => 0,
         }
@@ -174,7 +178,7 @@ impl Decoder {
     /// frame is not all there yet. After an error nothing more may be fed.
     pub(crate) fn decode(&mut self, input: &mut BytesMut) -> Result<Option<Message>, Violation> {
         loop {
-            let Some(h) = parse_header(input, self.max_frame)? else {
+            let Some(h) = parse_header(input, u64::from(self.max_frame))? else {
                 return Ok(None);
             };
             if (input.len() as u64) < h.size as u64 + h.len {
@@ -198,11 +202,16 @@ impl Decoder {
                 if self.partial.is_some() {
                     return Err(violation(PROTOCOL, "a new message before the fragmented one ended"));
                 }
-                self.partial = Some(Partial {
+                if h.fin {
+                    // A whole message in one frame (the usual case): no
+                    // reassembly, no copy.
+                    return whole_message(h.opcode == TEXT, payload, self.max_message as usize).map(Some);
+                }
+                self.partial = Some(Box::new(Partial {
                     text: h.opcode == TEXT,
                     data: BytesMut::new(),
                     valid_utf8: 0,
-                });
+                }));
                 self.fragment(h.fin, payload)
             }
             _ => {
@@ -216,7 +225,7 @@ impl Decoder {
 
     fn fragment(&mut self, fin: bool, payload: BytesMut) -> Result<Option<Message>, Violation> {
         let p = self.partial.as_mut().expect("a message in progress");
-        if p.data.len() + payload.len() > self.max_message {
+        if p.data.len() + payload.len() > self.max_message as usize {
             return Err(violation(TOO_BIG, "message larger than the server accepts"));
         }
         if p.data.is_empty() {
@@ -246,6 +255,19 @@ impl Decoder {
             Message::Binary(p.data.freeze())
         }))
     }
+}
+
+/// A message that came in one frame.
+fn whole_message(text: bool, payload: BytesMut, max_message: usize) -> Result<Message, Violation> {
+    if payload.len() > max_message {
+        return Err(violation(TOO_BIG, "message larger than the server accepts"));
+    }
+    if !text {
+        return Ok(Message::Binary(payload.freeze()));
+    }
+    String::from_utf8(Vec::from(payload))
+        .map(Message::Text)
+        .map_err(|_| violation(INVALID_DATA, "text that is not valid UTF-8"))
 }
 
 /// A close frame's payload: nothing, or a valid code and a UTF-8 reason.

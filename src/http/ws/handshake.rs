@@ -62,12 +62,12 @@ pub(crate) fn check(req: &Request) -> Result<String, Response> {
 }
 
 /// The first of the client's offered subprotocols that `supported` lists.
-pub(crate) fn choose_protocol<'a>(req: &Request, supported: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn choose_protocol(req: &Request, supported: &'static [&'static str]) -> Option<&'static &'static str> {
     let offered = req.header("sec-websocket-protocol")?;
     offered
         .split(',')
         .map(str::trim)
-        .find_map(|p| supported.iter().copied().find(|s| *s == p))
+        .find_map(|p| supported.iter().find(|s| **s == p))
 }
 
 /// `Sec-WebSocket-Accept` for the client's `key`.
