@@ -313,3 +313,51 @@ fn a_graceful_shutdown_closes_websockets_with_1001_and_waits_for_them() {
     let ended = server.thread.take().unwrap().join().unwrap();
     assert!(ended.is_ok());
 }
+
+/// Any protocol can take a connection over; a request body is read to its
+/// end by HTTP first (RFC 9110 §7.8), and only the bytes after it reach the
+/// new protocol.
+#[test]
+fn a_custom_protocol_gets_the_bytes_after_the_body() {
+    let server = start_with(|| {
+        Server::bind("127.0.0.1:0")
+            .unwrap()
+            .post("/shout", |_req: Request| async {
+                solo::http::Response::upgrade("shout", |mut conn| async move {
+                    let mut buf = [0u8; 64];
+                    while let Ok(n @ 1..) = conn.read(&mut buf).await {
+                        let loud = buf[..n].to_ascii_uppercase();
+                        if conn.write_all(&loud).await.is_err() {
+                            break;
+                        }
+                    }
+                })
+            })
+    });
+    let mut s = TcpStream::connect(server.addr).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"POST /shout HTTP/1.1\r\nHost: t\r\nUpgrade: shout\r\nConnection: upgrade\r\nContent-Length: 4\r\n\r\nbodyhello")
+        .unwrap();
+    let mut reader = BufReader::new(s);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" {
+            break;
+        }
+    }
+    assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
+    assert!(
+        head.contains("Upgrade: shout\r\n") && head.contains("Connection: upgrade\r\n"),
+        "{head}"
+    );
+    assert!(!head.contains("Content-Length"), "a 101 has no body framing: {head}");
+    let mut got = [0u8; 5];
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"HELLO", "the body went to HTTP, the rest to the protocol");
+    reader.get_mut().write_all(b"again").unwrap();
+    reader.read_exact(&mut got).unwrap();
+    assert_eq!(&got, b"AGAIN");
+}
