@@ -151,8 +151,10 @@ impl fmt::Debug for Sleep {
 /// `Instant`: 12 bytes instead of 40, for a WebSocket's idle timeout). The
 /// owner must `cancel` it before dropping it, or it fires once for nothing.
 #[derive(Debug, Default)]
+#[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
 pub(crate) struct TickTimer(Option<crate::timer::TimerKey>);
 
+#[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
 impl TickTimer {
     /// Ready once tick `at` is due; otherwise the waker is registered (or
     /// updated) on the wheel.
