@@ -23,6 +23,7 @@
 //!                          ▲   (Writing while the client does not read: write deadline)
 //!                          └── Streaming (a task feeds a chunked body)
 //!              close decided ──▶ Closing: FIN, discard input until the client closes (linger)
+//!              101 queued ──▶ (Close::Upgrading) written and body drained ──▶ handed over (Step::Upgrade)
 //! ```
 //!
 //! The phase is not stored: [`Connection::phase`] derives it from what the
