@@ -230,7 +230,7 @@ impl TcpStream {
     }
 
     /// The runtime the stream is registered with.
-#[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn core(&self) -> &Rc<Core> {
         &self.reg.core
     }

@@ -349,7 +349,7 @@ impl Reactor {
     /// readiness: each polls, finds nothing, and waits again. For a rare,
     /// server-wide event (a shutdown that upgraded connections must see),
     /// so that they need no waker slot of their own.
-#[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
     pub(crate) fn wake_all_readers(&self) {
         let wakers: Vec<Waker> = self
             .sources
