@@ -23,7 +23,7 @@ use solo::sync::Semaphore;
 use solo::time::sleep;
 
 mod common;
-use common::{get, start_with, Client, Running};
+use common::{get, reset, start_with, Client, Running};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -139,29 +139,6 @@ fn start(config: Config) -> (Running, Arc<Probe>) {
     let probe = Arc::new(Probe::default());
     let p = probe.clone();
     (start_with(move || app(config, p)), probe)
-}
-
-/// Closes with a reset (`SO_LINGER` 0): what a crashed client or a
-/// balancer giving up sends.
-fn reset(stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads a `linger` of the size passed from a local,
-    // on a socket this test owns.
-    let rc = unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    assert_eq!(rc, 0);
-    drop(stream);
 }
 
 fn wait_until(what: &str, within: Duration, mut done: impl FnMut() -> bool) {

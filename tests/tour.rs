@@ -8,7 +8,7 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, Client, Example};
+use common::{free_port, get, reset, Client, Example};
 use serde_json::Value;
 
 fn tour() -> Example {
@@ -20,25 +20,6 @@ fn json(addr: SocketAddr, path: &str) -> (u16, Value) {
     let reply = Client::connect(addr).request(&get(path));
     let value = serde_json::from_slice(&reply.body).unwrap_or_else(|e| panic!("{path}: {e}: {:?}", reply.body));
     (reply.status, value)
-}
-
-/// Closes with a reset (SO_LINGER 0), as a client that gives up does.
-fn reset(stream: TcpStream) {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt on an open descriptor with a linger struct we own.
-    unsafe {
-        libc::setsockopt(
-            stream.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        );
-    }
 }
 
 #[test]
