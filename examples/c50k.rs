@@ -25,6 +25,9 @@
 //!    omission), and server CPU at that fixed offered rate;
 //! 6. teardown: everything closed, server descriptors back to the baseline.
 //!
+//! Phases 3 to 5 report the client processes' CPU next to the server's: a
+//! client near 100 % of its core set the rate, not the server.
+//!
 //! Last, the blog post's five claims, each with the figure of this run that
 //! tests it and whether it was met. With `--target`, the server figures are
 //! those of the processes holding the target's listening socket (found
@@ -755,18 +758,42 @@ fn merge_hists(replies: &[String], from: usize) -> Histogram {
     merged
 }
 
-/// Runs `phase`, and the server's CPU over it as % of one core (`None`
-/// where the server's figures cannot be read).
+/// The CPU of the server's and of the client's processes over a phase, as
+/// % of one core (`None` where their figures cannot be read).
+#[derive(Clone, Copy)]
+struct PhaseCpu {
+    server: Option<f64>,
+    client: Option<f64>,
+}
+
+impl PhaseCpu {
+    /// "server CPU S% of one core (client CPU C%)": near 100 % for the
+    /// client means the client, not the server, set the rate.
+    fn describe(self) -> String {
+        let server = or_not_measured(self.server.map(|c| format!("{c:.0}% of one core")));
+        let client = or_not_measured(self.client.map(|c| format!("{c:.0}%")));
+        format!("server CPU {server} (client CPU {client})")
+    }
+}
+
+/// Runs `phase`, and the server's and client's CPU over it.
 fn measured<R>(
     figures: &dyn Fn() -> Option<(u64, f64, u64)>,
+    client_figures: &dyn Fn() -> Option<(u64, f64, u64)>,
     phase: impl FnOnce() -> Result<R, String>,
-) -> Result<(R, Option<f64>), String> {
-    let (before, t) = (figures(), Instant::now());
+) -> Result<(R, PhaseCpu), String> {
+    let (before, client_before, t) = (figures(), client_figures(), Instant::now());
     let result = phase()?;
     let wall = t.elapsed().as_secs_f64();
-    let cpu = figures()
-        .zip(before)
-        .map(|(after, before)| (after.1 - before.1) / wall * 100.0);
+    let share = |after: Option<(u64, f64, u64)>, before: Option<(u64, f64, u64)>| {
+        after
+            .zip(before)
+            .map(|(after, before)| (after.1 - before.1) / wall * 100.0)
+    };
+    let cpu = PhaseCpu {
+        server: share(figures(), before),
+        client: share(client_figures(), client_before),
+    };
     Ok((result, cpu))
 }
 
@@ -876,6 +903,8 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         pids
     };
     let figures = || sum_pids(&server_pids);
+    let client_pids: Vec<u32> = clients.iter().map(|c: &Proc| c.child.id()).collect();
+    let client_figures = || sum_pids(&client_pids);
     let baseline = figures();
     let tcp_before = kernel_tcp_bytes();
     let mut ok_overall = true;
@@ -926,7 +955,7 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
 
     // 3. held and active: every connection stays open, K of them at full speed.
     let k = args.active.min(connected as usize).max(1);
-    let (replies, cpu) = measured(&figures, || {
+    let (replies, cpu) = measured(&figures, &client_figures, || {
         run_phase(&mut clients, "3 held+active", "requests", |i| {
             format!(
                 "active {} {}",
@@ -942,16 +971,16 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     report.push((
         "3 held+active".into(),
         format!(
-            "{connected} open, {k} of them closed loop: {active_rps:.0} req/s, {errors} failed; latency p50 {} µs, p99 {} µs, p999 {} µs; server CPU {}",
+            "{connected} open, {k} of them closed loop: {active_rps:.0} req/s, {errors} failed; latency p50 {} µs, p99 {} µs, p999 {} µs; {}",
             active.quantile(0.5),
             active.quantile(0.99),
             active.quantile(0.999),
-            or_not_measured(cpu.map(|c| format!("{c:.0}% of one core")))
+            cpu.describe()
         ),
     ));
 
     // 4. all active: every connection sends back to back (a stress figure).
-    let (replies, cpu) = measured(&figures, || {
+    let (replies, cpu) = measured(&figures, &client_figures, || {
         run_phase(&mut clients, "4 all active", "requests", |_| {
             format!("closed {}", args.duration)
         })
@@ -963,18 +992,18 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     report.push((
         "4 all active".into(),
         format!(
-            "{rps:.0} req/s over {}s, {errors} failed; server CPU {}. With all {connected} connections \
+            "{rps:.0} req/s over {}s, {errors} failed; {}. With all {connected} connections \
              waiting on a response at every instant, latency here is time in the queue, not service time: \
              p50 {} µs ≈ {connected} / {rps:.0} req/s = {:.0} µs (Little's law); phase 3 and 5 give the latency a client sees",
             args.duration,
-            or_not_measured(cpu.map(|c| format!("{c:.0}% of one core"))),
+            cpu.describe(),
             merged.quantile(0.5),
             connected as f64 / rps.max(1e-9) * 1e6
         ),
     ));
 
     // 5. open loop: a fixed offered rate, latency from each scheduled send.
-    let (replies, open_cpu) = measured(&figures, || {
+    let (replies, open_cpu) = measured(&figures, &client_figures, || {
         run_phase(&mut clients, "5 open loop", "requests", |i| {
             let rate = (args.rate as f64 * shares[i] as f64 / n as f64).round() as u64;
             format!("open {} {}", rate.max(1), args.duration)
@@ -991,13 +1020,13 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         "5 open loop".into(),
         format!(
             "{requests} requests at {} req/s, {errors} failed, {late} sent >200 µs late by the client; \
-             latency from scheduled send: p50 {} µs, p99 {} µs, p999 {} µs, max {} µs; server CPU {}",
+             latency from scheduled send: p50 {} µs, p99 {} µs, p999 {} µs, max {} µs; {}",
             args.rate,
             open.quantile(0.5),
             open.quantile(0.99),
             open.quantile(0.999),
             open.max(),
-            or_not_measured(open_cpu.map(|c| format!("{c:.0}% of one core")))
+            open_cpu.describe()
         ),
     ));
 
@@ -1070,10 +1099,10 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
         ),
         (
             "CPU below 70 % under high load",
-            open_cpu.map_or("not measured".into(), |c| {
+            open_cpu.server.map_or("not measured".into(), |c| {
                 format!("{c:.0}% of one core at {} req/s offered (phase 5)", args.rate)
             }),
-            verdict(open_cpu.map(|c| c < 70.0)),
+            verdict(open_cpu.server.map(|c| c < 70.0)),
         ),
     ];
     println!();
