@@ -334,20 +334,11 @@ fn a_custom_protocol_gets_the_bytes_after_the_body() {
                 })
             })
     });
-    let mut s = TcpStream::connect(server.addr).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"POST /shout HTTP/1.1\r\nHost: t\r\nUpgrade: shout\r\nConnection: upgrade\r\nContent-Length: 4\r\n\r\nbodyhello")
-        .unwrap();
-    let mut reader = BufReader::new(s);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        head.push_str(&line);
-        if line == "\r\n" {
-            break;
-        }
-    }
+    let Client { mut reader, head } = connect(
+        server.addr,
+        "POST /shout HTTP/1.1\r\nHost: t\r\nUpgrade: shout\r\nConnection: upgrade\r\nContent-Length: 4\r\n\r\n",
+        b"bodyhello",
+    );
     assert!(head.starts_with("HTTP/1.1 101 Switching Protocols\r\n"), "{head}");
     assert!(
         head.contains("Upgrade: shout\r\n") && head.contains("Connection: upgrade\r\n"),
