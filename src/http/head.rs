@@ -117,11 +117,69 @@ impl super::pool::Pooled for FieldPos {
     }
 }
 
-/// The positions of a request's header fields. Pooled rather than inline: a
-/// request is moved several times on its way from the parser into the
-/// handler's future, and 128 bytes of inline positions made those moves a
-/// quarter of a pipelined request's user-space time (`benches/http.rs`).
-pub(crate) type Fields = super::pool::PooledVec<FieldPos>;
+/// The positions of a request's header fields: the first `INLINE_FIELDS`
+/// inline, more in a pooled vector. Not all inline: a request is moved
+/// several times on its way from the parser into the handler's future, and
+/// 128 bytes of inline positions made those moves a quarter of a pipelined
+/// request's user-space time (`benches/http.rs`); and not all pooled: taking
+/// and giving back a vector costs more than a short head's whole parse.
+///
+/// Invariant: with `len <= INLINE_FIELDS` the fields are `inline[..len]` and
+/// `spill` is empty; past it, all of them are in `spill` (the inline ones
+/// were moved there), so they are always one slice.
+#[derive(Debug, Default)]
+pub(crate) struct Fields {
+    len: u16,
+    inline: [FieldPos; INLINE_FIELDS],
+    spill: super::pool::PooledVec<FieldPos>,
+}
+
+/// Fields kept inline: as many as curl sends (`Host`, `User-Agent`,
+/// `Accept`).
+const INLINE_FIELDS: usize = 3;
+
+impl Fields {
+    #[inline]
+    pub(crate) fn push(&mut self, field: FieldPos) {
+        let len = usize::from(self.len);
+        if len < INLINE_FIELDS {
+            self.inline[len] = field;
+        } else {
+            if len == INLINE_FIELDS {
+                for f in self.inline {
+                    self.spill.push(f);
+                }
+            }
+            self.spill.push(field);
+        }
+        self.len += 1;
+        debug_assert_eq!(self.as_slice().len(), usize::from(self.len));
+    }
+
+    pub(crate) fn as_slice(&self) -> &[FieldPos] {
+        let len = usize::from(self.len);
+        if len <= INLINE_FIELDS {
+            &self.inline[..len]
+        } else {
+            self.spill.as_slice()
+        }
+    }
+
+    /// A copy (its vector, if any, from the pool like any other).
+    pub(crate) fn copied(&self) -> Fields {
+        Fields {
+            len: self.len,
+            inline: self.inline,
+            spill: self.spill.copied(),
+        }
+    }
+}
+
+impl PartialEq for Fields {
+    fn eq(&self, other: &Fields) -> bool {
+        self.as_slice() == other.as_slice()
+    }
+}
 
 /// How the body of a request is framed.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -143,7 +201,7 @@ pub(crate) enum TargetForm {
 }
 
 /// A validated request head: positions into the bytes it was parsed from.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub(crate) struct Head {
     /// Bytes the head occupies, final empty line included.
     pub(crate) len: usize,
@@ -232,7 +290,7 @@ fn trim(mut v: &[u8]) -> &[u8] {
 }
 
 /// `tchar` of RFC 9110 §5.6.2: the characters of a token.
-pub(crate) fn is_tchar(b: u8) -> bool {
+pub(crate) const fn is_tchar(b: u8) -> bool {
     matches!(b,
         b'!' | b'#' | b'$' | b'%' | b'&' | b'\'' | b'*' | b'+' | b'-' | b'.' |
         b'^' | b'_' | b'`' | b'|' | b'~' | b'0'..=b'9' | b'a'..=b'z' | b'A'..=b'Z')
@@ -321,7 +379,10 @@ fn valid_host(v: &[u8]) -> bool {
         return valid_ip_literal_host(rest);
     }
     // reg-name or IPv4 (both fit the table), then an optional `:` and digits.
-    let host = v.iter().take_while(|&&b| REG_NAME[b as usize]).count();
+    let mut host = 0;
+    while host < v.len() && REG_NAME[v[host] as usize] {
+        host += 1;
+    }
     match &v[host..] {
         [] => true,
         [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),
@@ -377,8 +438,37 @@ enum Known {
     Other,
 }
 
+/// Whether the token `name` is `lower` (lowercase letters and `-`) in any
+/// case, eight bytes at a time. Setting bit 5 lowercases a letter and keeps
+/// `-`, and takes no other token byte to a letter or `-` (`^` becomes `~`,
+/// digits and the other symbols have it set already), so on tokens this is
+/// exactly `eq_ignore_ascii_case`; it runs on every field name.
+fn token_is(name: &[u8], lower: &[u8]) -> bool {
+    debug_assert!(lower.iter().all(|&b| b.is_ascii_lowercase() || b == b'-'));
+    if name.len() != lower.len() {
+        return false;
+    }
+    let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
+    let half = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
+    let n = name.len();
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if word(name, at) | 0x2020_2020_2020_2020 != word(lower, at) {
+                return false;
+            }
+            at += 8;
+        }
+        word(name, n - 8) | 0x2020_2020_2020_2020 == word(lower, n - 8)
+    } else if n >= 4 {
+        half(name, 0) | 0x2020_2020 == half(lower, 0) && half(name, n - 4) | 0x2020_2020 == half(lower, n - 4)
+    } else {
+        name.eq_ignore_ascii_case(lower)
+    }
+}
+
 fn known(name: &[u8]) -> Known {
-    let is = |s: &[u8]| name.eq_ignore_ascii_case(s);
+    let is = |s: &[u8]| token_is(name, s);
     match name.len() {
         4 if is(b"host") => Known::Host,
         6 if is(b"expect") => Known::Expect,
@@ -438,7 +528,33 @@ fn check_version_line(buf: &[u8]) -> Result<bool, HeadError> {
 
 /// Parses a request head from the start of `buf`. `Ok(None)`: incomplete,
 /// read more (unless `buf` is already `max_head` long, which is an error).
+///
+/// The common shape is read in one pass (`head/scan.rs`); anything else, and
+/// every error, is the full parser's.
 pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadError> {
+    match scan::scan(buf, rules) {
+        Some(head) => Ok(Some(head)),
+        None => parse_full(buf, rules),
+    }
+}
+
+/// Panics unless the full parser gives the same head wherever the one-pass
+/// parser gives one (the differential tests and the `head` fuzz target).
+#[doc(hidden)]
+pub(crate) fn check_agreement(buf: &[u8], rules: HeadRules) {
+    if let Some(fast) = scan::scan(buf, rules) {
+        let full = parse_full(buf, rules);
+        assert_eq!(
+            full.as_ref().ok().and_then(Option::as_ref),
+            Some(&fast),
+            "the parsers disagree on {:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
+}
+
+/// The full parser: httparse's syntax checks, then the rules above.
+pub(crate) fn parse_full(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadError> {
     let max_head = rules.max_head;
     // Uninitialised: httparse writes the slots it uses, so 64 slots cost
     // nothing to set up per request.
@@ -519,7 +635,7 @@ fn parse_later_minor(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadE
     let line = window[..line_end].strip_suffix(b"\r").unwrap_or(&window[..line_end]);
     let mut copy = window.to_vec();
     copy[line.len() - 1] = b'1';
-    match parse_head(&copy, rules)? {
+    match parse_full(&copy, rules)? {
         None => Ok(None),
         Some(head) => {
             debug_assert_eq!(head.minor, 1);
@@ -555,38 +671,9 @@ fn validate_head(
     if has_byte_or_non_ascii(target, b'#') {
         return Err(HeadError::Bad("invalid byte in request target"));
     }
-    let form = match target.first() {
-        Some(b'/') => TargetForm::Origin,
-        Some(b'*') if target.len() == 1 => {
-            if method != Method::Options {
-                return Err(HeadError::Bad("asterisk-form is for OPTIONS only"));
-            }
-            TargetForm::Asterisk
-        }
-        _ if target.starts_with(b"http://") || target.starts_with(b"https://") => TargetForm::Absolute,
-        _ => return Err(HeadError::Bad("invalid request target")),
-    };
-
-    let mut head = Head {
-        len,
-        method,
-        method_pos: offset(buf, method_str),
-        target: offset(buf, target),
-        form,
-        minor,
-        fields: super::pool::PooledVec::new(),
-        body: BodyKind::None,
-        keep_alive: minor == 1,
-        expect_continue: false,
-    };
-    let mut length: Option<u64> = None;
-    let mut chunked = false;
-    let mut transfer_encoding = false;
-    let mut hosts = 0;
-    let mut host_empty = false;
-    let mut connection_close = false;
-    let mut connection_keep_alive = false;
-    let mut seen: u16 = 0;
+    let mut head = Head::new(len, method, offset(buf, method_str), offset(buf, target), minor);
+    head.form = target_form(method, target)?;
+    let mut checks = FieldChecks::default();
     for field in headers {
         let name = field.name.as_bytes();
         let name_start = offset16(buf, name).0 as usize;
@@ -606,32 +693,92 @@ fn validate_head(
             name: (name_start as u16, (name_start + name.len()) as u16),
             value: offset16(buf, value),
         });
-        match known(name) {
+        checks.field(known(name), value)?;
+    }
+    checks.finish(&mut head)?;
+    Ok(Some(head))
+}
+
+impl Head {
+    /// A head with no fields yet: no body, the version's default persistence.
+    fn new(len: usize, method: Method, method_pos: (u32, u32), target: (u32, u32), minor: u8) -> Head {
+        Head {
+            len,
+            method,
+            method_pos,
+            target,
+            form: TargetForm::Origin,
+            minor,
+            fields: Fields::default(),
+            body: BodyKind::None,
+            keep_alive: minor == 1,
+            expect_continue: false,
+        }
+    }
+}
+
+/// The form of a request target whose bytes are already known to be valid
+/// (RFC 9112 §3.2).
+fn target_form(method: Method, target: &[u8]) -> Result<TargetForm, HeadError> {
+    match target.first() {
+        Some(b'/') => Ok(TargetForm::Origin),
+        Some(b'*') if target.len() == 1 => {
+            if method != Method::Options {
+                return Err(HeadError::Bad("asterisk-form is for OPTIONS only"));
+            }
+            Ok(TargetForm::Asterisk)
+        }
+        _ if target.starts_with(b"http://") || target.starts_with(b"https://") => Ok(TargetForm::Absolute),
+        _ => Err(HeadError::Bad("invalid request target")),
+    }
+}
+
+/// What the header fields said about framing, gathered one field at a time
+/// (the same rules for both parsers) and judged once all are seen.
+#[derive(Default)]
+struct FieldChecks {
+    length: Option<u64>,
+    chunked: bool,
+    transfer_encoding: bool,
+    hosts: u32,
+    host_empty: bool,
+    connection_close: bool,
+    connection_keep_alive: bool,
+    expect_continue: bool,
+    /// Bits of the `SINGLETONS` seen.
+    seen: u16,
+}
+
+impl FieldChecks {
+    /// One field (what `known` says its name is), its value trimmed.
+    fn field(&mut self, kind: Known, value: &[u8]) -> Result<(), HeadError> {
+        match kind {
             Known::Other => {}
             Known::ContentLength => {
                 // Every element must be the same length: no empty element
                 // (`, 5`, `5,,5`), which other parsers may read differently.
                 let mut bad = false;
                 for part in value.split(|&b| b == b',') {
-                    match (parse_length(trim(part)), length) {
-                        (Some(n), None) => length = Some(n),
+                    match (parse_length(trim(part)), self.length) {
+                        (Some(n), None) => self.length = Some(n),
                         (Some(n), Some(m)) if n == m => {}
                         _ => bad = true,
                     }
                 }
-                if bad || length.is_none() {
+                if bad || self.length.is_none() {
                     return Err(HeadError::Bad("invalid or conflicting Content-Length"));
                 }
             }
             Known::TransferEncoding => {
-                transfer_encoding = true;
+                self.transfer_encoding = true;
                 let mut bad = None;
+                let chunked = &mut self.chunked;
                 for_each_element(value, |coding| {
                     let (name, params) = match coding.iter().position(|&b| b == b';') {
                         Some(i) => (trim(&coding[..i]), true),
                         None => (coding, false),
                     };
-                    if chunked {
+                    if *chunked {
                         // Nothing may follow chunked, not even chunked again.
                         bad = Some(HeadError::Bad(
                             "chunked must be the final transfer coding, applied once",
@@ -640,7 +787,7 @@ fn validate_head(
                         if params {
                             bad = Some(HeadError::Bad("chunked takes no parameters"));
                         }
-                        chunked = true;
+                        *chunked = true;
                     } else if bad.is_none() {
                         bad = Some(HeadError::NotImplemented("unsupported transfer coding"));
                     }
@@ -650,18 +797,18 @@ fn validate_head(
                 }
             }
             Known::Host => {
-                hosts += 1;
-                host_empty = value.is_empty();
-                if !host_empty && !valid_host(value) {
+                self.hosts += 1;
+                self.host_empty = value.is_empty();
+                if !self.host_empty && !valid_host(value) {
                     return Err(HeadError::Bad("invalid Host"));
                 }
             }
             Known::Connection => for_each_element(value, |opt| {
-                connection_close |= opt.eq_ignore_ascii_case(b"close");
-                connection_keep_alive |= opt.eq_ignore_ascii_case(b"keep-alive");
+                self.connection_close |= opt.eq_ignore_ascii_case(b"close");
+                self.connection_keep_alive |= opt.eq_ignore_ascii_case(b"keep-alive");
             }),
             Known::Expect => {
-                if std::mem::replace(&mut head.expect_continue, true) {
+                if std::mem::replace(&mut self.expect_continue, true) {
                     return Err(HeadError::Bad("a field that may appear once is repeated"));
                 }
                 if !value.eq_ignore_ascii_case(b"100-continue") {
@@ -670,50 +817,58 @@ fn validate_head(
             }
             Known::Singleton(i) => {
                 let bit = 1u16 << i;
-                if seen & bit != 0 {
+                if self.seen & bit != 0 {
                     return Err(HeadError::Bad("a field that may appear once is repeated"));
                 }
-                seen |= bit;
+                self.seen |= bit;
             }
         }
+        Ok(())
     }
-    // 100-continue means nothing to an HTTP/1.0 client.
-    head.expect_continue &= minor == 1;
-    if transfer_encoding {
-        if length.is_some() {
-            return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
+
+    /// All fields seen: the body's framing, persistence and `Host`.
+    fn finish(self, head: &mut Head) -> Result<(), HeadError> {
+        let minor = head.minor;
+        // 100-continue means nothing to an HTTP/1.0 client.
+        head.expect_continue = self.expect_continue && minor == 1;
+        if self.transfer_encoding {
+            if self.length.is_some() {
+                return Err(HeadError::Bad("both Content-Length and Transfer-Encoding"));
+            }
+            if minor == 0 {
+                return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+            }
+            if !self.chunked {
+                return Err(HeadError::Bad("the final transfer coding is not chunked"));
+            }
+            head.body = BodyKind::Chunked;
+        } else if let Some(n) = self.length {
+            head.body = if n == 0 { BodyKind::None } else { BodyKind::Length(n) };
         }
-        if minor == 0 {
-            return Err(HeadError::Bad("Transfer-Encoding in an HTTP/1.0 request"));
+        if minor == 1 && self.hosts != 1 {
+            return Err(HeadError::Bad(if self.hosts == 0 {
+                "missing Host header"
+            } else {
+                "more than one Host header"
+            }));
         }
-        if !chunked {
-            return Err(HeadError::Bad("the final transfer coding is not chunked"));
+        if self.hosts > 1 {
+            return Err(HeadError::Bad("more than one Host header"));
         }
-        head.body = BodyKind::Chunked;
-    } else if let Some(n) = length {
-        head.body = if n == 0 { BodyKind::None } else { BodyKind::Length(n) };
-    }
-    if minor == 1 && hosts != 1 {
-        return Err(HeadError::Bad(if hosts == 0 {
-            "missing Host header"
+        if self.host_empty && head.form != TargetForm::Absolute {
+            // An empty Host is only for a target URI without an authority.
+            return Err(HeadError::Bad("empty Host"));
+        }
+        head.keep_alive = if minor == 1 {
+            !self.connection_close
         } else {
-            "more than one Host header"
-        }));
+            self.connection_keep_alive && !self.connection_close
+        };
+        Ok(())
     }
-    if hosts > 1 {
-        return Err(HeadError::Bad("more than one Host header"));
-    }
-    if host_empty && form != TargetForm::Absolute {
-        // An empty Host is only for a target URI without an authority.
-        return Err(HeadError::Bad("empty Host"));
-    }
-    head.keep_alive = if minor == 1 {
-        !connection_close
-    } else {
-        connection_keep_alive && !connection_close
-    };
-    Ok(Some(head))
 }
+
+mod scan;
 
 #[cfg(test)]
 mod tests;

@@ -101,11 +101,15 @@ pub mod __bench {
 
     /// The head parser's verdict on `buf`: `Ok(Some(len))` for a complete
     /// head of `len` bytes, `Ok(None)` for incomplete, `Err(status)`.
+    ///
+    /// Panics if the one-pass parser answers and the full parser disagrees
+    /// with it, in anything it gives a handler.
     pub fn parse_one(buf: &[u8], max_head: usize) -> Result<Option<usize>, u16> {
         let rules = super::head::HeadRules {
             max_head,
             underscores: false,
         };
+        super::head::check_agreement(buf, rules);
         match super::head::parse_head(buf, rules) {
             Ok(Some(head)) => Ok(Some(head.len)),
             Ok(None) => Ok(None),

@@ -92,6 +92,18 @@ impl<T: Pooled> Drop for PooledVec<T> {
     }
 }
 
+impl<T: Pooled> Default for PooledVec<T> {
+    fn default() -> PooledVec<T> {
+        PooledVec::new()
+    }
+}
+
+impl<T: Pooled + PartialEq> PartialEq for PooledVec<T> {
+    fn eq(&self, other: &PooledVec<T>) -> bool {
+        self.0 == other.0
+    }
+}
+
 impl<T: Pooled + std::fmt::Debug> std::fmt::Debug for PooledVec<T> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         self.0.fmt(f)

@@ -7,6 +7,8 @@ const RULES: HeadRules = HeadRules {
 };
 
 fn parse(s: &str) -> Result<Option<Head>, HeadError> {
+    // Every head of these tests also checks that the two parsers agree.
+    check_agreement(s.as_bytes(), RULES);
     parse_head(s.as_bytes(), RULES)
 }
 
@@ -302,6 +304,79 @@ fn the_word_at_a_time_byte_search_agrees_with_a_loop() {
         for needle in [b'#', b'_'] {
             let want = v.iter().any(|&b| b == needle || b >= 0x80);
             assert_eq!(has_byte_or_non_ascii(&v, needle), want, "{v:?} {needle}");
+        }
+    }
+}
+
+/// The one-pass parser answers for the heads real clients send, and gives
+/// exactly the full parser's head; it leaves everything unusual to it.
+#[test]
+fn the_one_pass_parser_takes_the_common_heads() {
+    let common = [
+        "GET / HTTP/1.1\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        "GET /a/b?c=d&e HTTP/1.1\r\nHost: example.com\r\nUser-Agent: curl/8.5.0\r\nAccept: */*\r\n\r\n",
+        "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Type: text/plain\r\n\r\n",
+        "POST /up HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+        "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\nX-Empty:\r\nX-Pad: \t a b \t\r\n\r\n",
+        "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET http://x/y HTTP/1.1\r\nHost: \r\n\r\n",
+        "PUT /p HTTP/1.1\r\nHost: [::1]:80\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n",
+    ];
+    for s in common {
+        let fast = scan::scan(s.as_bytes(), RULES).unwrap_or_else(|| panic!("deferred {s:?}"));
+        assert_eq!(Some(fast), parse_full(s.as_bytes(), RULES).unwrap(), "{s:?}");
+    }
+    let unusual = [
+        "\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.2\r\nHost: x\r\n\r\n",
+        "GET /\u{e9} HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX: caf\u{e9}\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nX_Y: 1\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\n",
+        "GET / HTTP/1.1\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+        "GET /#f HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+    ];
+    for s in unusual {
+        assert!(scan::scan(s.as_bytes(), RULES).is_none(), "answered {s:?}");
+        check_agreement(s.as_bytes(), RULES);
+    }
+    // Past `max_head` the full parser chooses the status.
+    let long = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(100));
+    let small = HeadRules { max_head: 64, ..RULES };
+    assert!(scan::scan(long.as_bytes(), small).is_none());
+    assert_eq!(parse_head(long.as_bytes(), small).unwrap_err(), HeadError::UriTooLong);
+}
+
+/// `token_is` is `eq_ignore_ascii_case` on every token byte, at every
+/// length the known names have.
+#[test]
+fn token_compare_matches_ignore_case() {
+    let tokens: Vec<u8> = (0u8..128).filter(|&b| is_tchar(b)).collect();
+    for lower in [
+        &b"host"[..],
+        b"expect",
+        b"connection",
+        b"content-length",
+        b"transfer-encoding",
+        b"if-unmodified-since",
+        b"te",
+    ] {
+        for i in 0..lower.len() {
+            for &b in &tokens {
+                let mut name = lower.to_vec();
+                name[i] = b;
+                assert_eq!(
+                    token_is(&name, lower),
+                    name.eq_ignore_ascii_case(lower),
+                    "{:?}",
+                    String::from_utf8_lossy(&name)
+                );
+                name.make_ascii_uppercase();
+                assert_eq!(token_is(&name, lower), name.eq_ignore_ascii_case(lower));
+            }
         }
     }
 }

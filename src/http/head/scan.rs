@@ -1,0 +1,154 @@
+//! The common request head in one pass over its bytes.
+//!
+//! Owns: recognising a head whose every byte is in the plain, strictly valid
+//! shape nearly every client sends (CRLF lines, a token method, a visible
+//! ASCII target, `HTTP/1.0` or `HTTP/1.1`, token names without `_`, ASCII
+//! values) and building its [`Head`] with the same field rules as the full
+//! parser. Must never: reject anything, or accept a head the full parser
+//! would not, or read it differently. Whatever is outside that shape (an
+//! incomplete head, a byte it does not expect, a field rule broken, a head
+//! past `max_head`) gives `None`, and the full parser (`parse_full`, on
+//! httparse) decides: so every error, and every rare valid form, keeps the
+//! one answer the full parser gives. The differential test and the `head`
+//! fuzz target check that the two agree wherever this one answers.
+//!
+//! Why a second parser: httparse is general (it records every field as a
+//! slice pair, checks each byte class in a separate pass) and the rules here
+//! then walk the fields again; on a pipelined "Hello, World!" that was the
+//! largest part of a request's instructions. Here each byte is looked at
+//! once, with one table load.
+
+use super::{known, FieldChecks, FieldPos, Head, HeadRules, Known, Method, MAX_HEADERS, MAX_METHOD_LEN};
+
+/// A `tchar` (RFC 9110 §5.6.2) other than `_`: methods and field names.
+const TOKEN: u8 = 1;
+/// A visible ASCII byte other than `#`: the request target.
+const TARGET: u8 = 2;
+/// A visible ASCII byte, space or tab: a field value.
+const VALUE: u8 = 4;
+
+/// The classes of each byte (bytes ≥ 0x80 are in none: obs-text is rare,
+/// and the full parser handles it).
+const CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 128 {
+        let c = b as u8;
+        if super::is_tchar(c) && c != b'_' {
+            t[b] |= TOKEN;
+        }
+        if c > b' ' && c < 0x7f && c != b'#' {
+            t[b] |= TARGET;
+        }
+        if (c >= b' ' && c < 0x7f) || c == b'\t' {
+            t[b] |= VALUE;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The end of the run of `class` bytes from `at` (`buf.len()` if it runs to
+/// the end).
+#[inline(always)]
+fn run(buf: &[u8], mut at: usize, class: u8) -> usize {
+    while at < buf.len() && CLASS[buf[at] as usize] & class != 0 {
+        at += 1;
+    }
+    at
+}
+
+/// `run(buf, at, VALUE)`, eight bytes at a time while they are all visible
+/// ASCII or spaces (the classic has-less and has-more tests on a word: only
+/// whether any byte is out of range matters here, which both tell exactly);
+/// the byte loop takes the word where something else is (tab, CR).
+fn value_run(buf: &[u8], mut at: usize) -> usize {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    while let Some(bytes) = buf.get(at..at + 8) {
+        let w = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
+        let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
+        let del_or_above = (w.wrapping_add(LO) | w) & HI;
+        if below_space | del_or_above != 0 {
+            break;
+        }
+        at += 8;
+    }
+    run(buf, at, VALUE)
+}
+
+/// The head at the start of `buf`, if it has the common shape and is
+/// valid; `None` leaves the verdict to the full parser.
+pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
+    // A head must end within `max_head`: past it, the full parser chooses
+    // between 414 and 431.
+    let buf = &buf[..buf.len().min(rules.max_head)];
+    // Request line: method SP target SP HTTP/1.x CRLF.
+    let method_end = run(buf, 0, TOKEN);
+    if method_end == 0 || method_end > MAX_METHOD_LEN || buf.get(method_end) != Some(&b' ') {
+        return None;
+    }
+    let target_start = method_end + 1;
+    let target_end = run(buf, target_start, TARGET);
+    if target_end == target_start || buf.get(target_end) != Some(&b' ') {
+        return None;
+    }
+    let version_end = target_end + 11;
+    let minor = match buf.get(target_end + 1..version_end)? {
+        b"HTTP/1.1\r\n" => 1,
+        b"HTTP/1.0\r\n" => 0,
+        _ => return None,
+    };
+    let method = Method::from_bytes(&buf[..method_end]);
+    let target = (target_start as u32, target_end as u32);
+    let mut head = Head::new(0, method, (0, method_end as u32), target, minor);
+    head.form = super::target_form(method, &buf[target_start..target_end]).ok()?;
+
+    // Fields: name ":" OWS value OWS CRLF, until an empty line.
+    let mut checks = FieldChecks::default();
+    let mut at = version_end;
+    let mut count = 0;
+    loop {
+        if buf.get(at..at + 2)? == b"\r\n" {
+            head.len = at + 2;
+            break;
+        }
+        let name_end = run(buf, at, TOKEN);
+        if name_end == at || buf.get(name_end) != Some(&b':') || count == MAX_HEADERS {
+            return None;
+        }
+        let line_end = value_run(buf, name_end + 1);
+        if buf.get(line_end..line_end + 2)? != b"\r\n" {
+            return None;
+        }
+        let (value_start, value_end) = trimmed(buf, name_end + 1, line_end);
+        let name = &buf[at..name_end];
+        let value = &buf[value_start..value_end];
+        // Fields are within `max_head` (at most 64 KiB): 16 bits hold them.
+        head.fields.push(FieldPos {
+            name: (at as u16, name_end as u16),
+            value: (value_start as u16, value_end as u16),
+        });
+        // Most fields are none of the framing fields: skip the call.
+        let kind = known(name);
+        if kind != Known::Other {
+            checks.field(kind, value).ok()?;
+        }
+        count += 1;
+        at = line_end + 2;
+    }
+    checks.finish(&mut head).ok()?;
+    debug_assert!(head.len <= rules.max_head);
+    Some(head)
+}
+
+/// `start..end` without leading and trailing spaces and tabs.
+fn trimmed(buf: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
+    while start < end && matches!(buf[start], b' ' | b'\t') {
+        start += 1;
+    }
+    while end > start && matches!(buf[end - 1], b' ' | b'\t') {
+        end -= 1;
+    }
+    (start, end)
+}
