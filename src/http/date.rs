@@ -29,6 +29,11 @@ impl DateCache {
         &self.line
     }
 
+    /// The second `line` shows (since the Unix epoch).
+    pub(crate) fn second(&self) -> u64 {
+        self.second
+    }
+
     /// Re-formats if the wall-clock second changed.
     pub(crate) fn refresh(&mut self) {
         let now = SystemTime::now()

@@ -24,7 +24,7 @@ use super::handler::Started;
 use super::head::TargetForm;
 use super::io::{Buffers, Output};
 use super::request::Request;
-use super::response::{self, Body, Framing, Response};
+use super::response::{self, Body, Framing, HeadCache, Response};
 use super::router::{Routed, Router};
 use super::stats::{add, Counters};
 use super::upgrade::OnUpgrade;
@@ -91,6 +91,8 @@ pub(crate) struct Exchange {
     pub(crate) access_log: Vec<AccessLog>,
     pub(crate) counters: Rc<Counters>,
     pub(crate) date: RefCell<DateCache>,
+    /// The last response head written.
+    head_cache: RefCell<HeadCache>,
     /// Handlers running as tasks now.
     in_flight: Cell<usize>,
     /// A graceful shutdown is under way: every response says `close`.
@@ -114,6 +116,7 @@ impl Exchange {
             access_log,
             counters,
             date: RefCell::new(DateCache::new()),
+            head_cache: RefCell::new(HeadCache::new()),
             in_flight: Cell::new(0),
             draining: Cell::new(false),
         }
@@ -212,7 +215,16 @@ impl Exchange {
             }
             Body::Full(bytes) => {
                 let framing = Framing::Length(bytes.len() as u64);
-                resp.write_head(&mut out.buf, date.line(), framing, close, reply.minor);
+                let mut cache = self.head_cache.borrow_mut();
+                cache.write(
+                    &resp,
+                    &mut out.buf,
+                    date.line(),
+                    date.second(),
+                    framing,
+                    close,
+                    reply.minor,
+                );
                 if with_body {
                     out.push_body(bytes);
                 }

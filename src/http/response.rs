@@ -303,6 +303,83 @@ impl Response {
     }
 }
 
+/// The last response head written, kept whole: most responses of a server
+/// repeat the one before (same status, type, length, persistence, second),
+/// and copying the head in one piece costs a fraction of writing it field by
+/// field. Only heads without extra fields are kept (those vary).
+///
+/// Invariant: `bytes` is exactly what `write_head` writes for `key` with the
+/// date of `key.second`.
+pub(crate) struct HeadCache {
+    key: Option<HeadKey>,
+    content_type: Option<Cow<'static, str>>,
+    bytes: BytesMut,
+}
+
+/// Whether two optional texts are equal: at once when they are the same
+/// static string (the common case: a type the response constructors set),
+/// else byte by byte.
+fn same_text(a: &Option<Cow<'static, str>>, b: &Option<Cow<'static, str>>) -> bool {
+    match (a, b) {
+        (Some(Cow::Borrowed(x)), Some(Cow::Borrowed(y))) if std::ptr::eq(*x, *y) => true,
+        _ => a == b,
+    }
+}
+
+/// What a cached head depends on, but its content type.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct HeadKey {
+    status: u16,
+    framing: Framing,
+    close: bool,
+    minor: u8,
+    /// The date's second (`DateCache::second`).
+    second: u64,
+}
+
+impl HeadCache {
+    pub(crate) fn new() -> HeadCache {
+        HeadCache {
+            key: None,
+            content_type: None,
+            bytes: BytesMut::new(),
+        }
+    }
+
+    /// Writes `resp`'s head into `out`, as `write_head` does: from the cache
+    /// when it holds this head, else written and (without extra fields)
+    /// kept.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn write(
+        &mut self,
+        resp: &Response,
+        out: &mut BytesMut,
+        date_line: &[u8],
+        second: u64,
+        framing: Framing,
+        close: bool,
+        minor: u8,
+    ) {
+        if !resp.headers.is_empty() {
+            return resp.write_head(out, date_line, framing, close, minor);
+        }
+        let key = HeadKey {
+            status: resp.status,
+            framing,
+            close,
+            minor,
+            second,
+        };
+        if self.key != Some(key) || !same_text(&self.content_type, &resp.content_type) {
+            self.bytes.clear();
+            resp.write_head(&mut self.bytes, date_line, framing, close, minor);
+            self.key = Some(key);
+            self.content_type.clone_from(&resp.content_type);
+        }
+        out.extend_from_slice(&self.bytes);
+    }
+}
+
 /// How a response body's end is marked.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Framing {
@@ -449,6 +526,62 @@ mod tests {
         let mut out = BytesMut::new();
         Response::status(418).write_head(&mut out, b"Date: D\r\n", Framing::Length(0), false, 1);
         assert!(out.starts_with(b"HTTP/1.1 418 \r\n"));
+    }
+
+    /// The cache writes exactly what `write_head` writes, whatever changes
+    /// from one response to the next (and misses on each change).
+    #[test]
+    fn the_head_cache_writes_what_write_head_writes() {
+        let owned_type = || Response::text("x").content_type(String::from("text/plain; charset=utf-8"));
+        let responses: Vec<(Response, Framing, bool, u8, u64)> = vec![
+            (Response::text("hello"), Framing::Length(5), false, 1, 10),
+            (Response::text("hello"), Framing::Length(5), false, 1, 10),
+            (Response::text("hello"), Framing::Length(5), false, 1, 11),
+            (Response::text("hello"), Framing::Length(6), false, 1, 11),
+            (Response::text("hello"), Framing::Length(6), true, 1, 11),
+            (Response::text("hello"), Framing::Length(6), true, 0, 11),
+            (
+                Response::text("hello").with_status(404),
+                Framing::Length(6),
+                true,
+                0,
+                11,
+            ),
+            (
+                Response::text("x").content_type("text/html"),
+                Framing::Length(6),
+                true,
+                0,
+                11,
+            ),
+            (owned_type(), Framing::Length(6), true, 0, 11),
+            (Response::text("hello"), Framing::Length(6), true, 0, 11),
+            (
+                Response::text("hello").header("X-A", "1"),
+                Framing::Length(6),
+                true,
+                0,
+                11,
+            ),
+            (
+                Response::text("hello").header("X-A", "2"),
+                Framing::Length(6),
+                true,
+                0,
+                11,
+            ),
+            (Response::status(204), Framing::Length(0), false, 1, 11),
+            (Response::text("s"), Framing::Chunked, false, 1, 11),
+        ];
+        let mut cache = HeadCache::new();
+        for (resp, framing, close, minor, second) in responses {
+            let date = format!("Date: second {second}\r\n");
+            let mut expected = BytesMut::new();
+            resp.write_head(&mut expected, date.as_bytes(), framing, close, minor);
+            let mut out = BytesMut::from(&b"before"[..]);
+            cache.write(&resp, &mut out, date.as_bytes(), second, framing, close, minor);
+            assert_eq!(&out[6..], &expected[..], "{:?}", String::from_utf8_lossy(&expected));
+        }
     }
 
     #[test]
