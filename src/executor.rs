@@ -152,6 +152,10 @@ pub(crate) struct Core {
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerWheel<Expiry>>,
     start: Instant,
+    /// The last instant `tick_at` converted, with its tick: a turn converts
+    /// the poll's return time several times (timers, connections), and the
+    /// conversion is a few dozen instructions.
+    last_tick: Cell<(Instant, u64)>,
     run_queue: RefCell<VecDeque<TaskRef>>,
     tasks: RefCell<Slab<TaskRef>>,
     pub(crate) shared: Arc<Shared>,
@@ -182,7 +186,13 @@ impl Core {
     /// The tick of `instant`: milliseconds since the runtime started, rounded
     /// down (a timer whose tick is at or before it is due).
     pub(crate) fn tick_at(&self, instant: Instant) -> u64 {
-        instant.saturating_duration_since(self.start).as_millis() as u64
+        let (last, tick) = self.last_tick.get();
+        if instant == last {
+            return tick;
+        }
+        let tick = instant.saturating_duration_since(self.start).as_millis() as u64;
+        self.last_tick.set((instant, tick));
+        tick
     }
 
     /// The tick of `deadline`, rounded up so that a timer never fires early.
@@ -488,11 +498,13 @@ impl Runtime {
             notified: AtomicBool::new(false),
             waker,
         });
+        let start = Instant::now();
         Ok(Runtime {
             core: Rc::new(Core {
                 reactor,
                 timers: RefCell::new(TimerWheel::new()),
-                start: Instant::now(),
+                start,
+                last_tick: Cell::new((start, 0)),
                 run_queue: RefCell::new(VecDeque::new()),
                 tasks: RefCell::new(Slab::new()),
                 shared,

@@ -155,16 +155,19 @@ pub(crate) struct ReactorCounters {
 /// one read before a poll that may block: never before a non-blocking one,
 /// so a saturated loop (which polls with a zero timeout) pays no extra clock
 /// read, and a loop about to sleep does not mind one.
-#[derive(Default)]
+///
+/// Times are kept as nanoseconds since `origin`: each poll converts its two
+/// instants once, and the rest is integer arithmetic.
 pub(crate) struct LoopTime {
+    origin: Instant,
     pub(crate) busy_ns: Cell<u64>,
     pub(crate) wait_ns: Cell<u64>,
     /// When the latest poll returned.
-    last_return: Cell<Option<Instant>>,
+    last_return: Cell<Option<u64>>,
     /// The longest busy stretch between two polls in the current interval.
     longest_ns: Cell<u64>,
     /// The current interval's start, with the totals then.
-    mark: Cell<Option<(Instant, u64, u64)>>,
+    mark: Cell<Option<(u64, u64, u64)>>,
     /// The last complete interval (about a second).
     pub(crate) last: Cell<Interval>,
     /// The longest busy stretch seen by each live `TurnWatch`; a watch the
@@ -181,13 +184,33 @@ pub(crate) struct Interval {
 }
 
 /// How long an interval of `LoopTime` lasts.
-const INTERVAL: Duration = Duration::from_secs(1);
+const INTERVAL_NS: u64 = 1_000_000_000;
+
+impl Default for LoopTime {
+    fn default() -> LoopTime {
+        LoopTime {
+            origin: Instant::now(),
+            busy_ns: Cell::new(0),
+            wait_ns: Cell::new(0),
+            last_return: Cell::new(None),
+            longest_ns: Cell::new(0),
+            mark: Cell::new(None),
+            last: Cell::new(Interval::default()),
+            watches: RefCell::new(Vec::new()),
+        }
+    }
+}
 
 impl LoopTime {
+    /// `at` in nanoseconds since `origin` (0 before it).
+    fn ns(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_nanos() as u64
+    }
+
     /// The loop starts (or starts again): time before this is not the
     /// loop's.
     pub(crate) fn start(&self, now: Instant) {
-        self.last_return.set(Some(now));
+        self.last_return.set(Some(self.ns(now)));
     }
 
     /// Starts reporting every busy stretch to `watch` (see `TurnWatch`).
@@ -206,24 +229,22 @@ impl LoopTime {
     /// A poll that started waiting at `wait_start` (`None`: it could not
     /// block) returned at `now`.
     fn record(&self, wait_start: Option<Instant>, now: Instant) {
-        let add = |c: &Cell<u64>, from: Instant, to: Instant| {
-            let ns = to.saturating_duration_since(from).as_nanos() as u64;
-            c.set(c.get() + ns);
-            ns
-        };
+        let now = self.ns(now);
+        let wait_start = wait_start.map(|w| self.ns(w).min(now));
         if let Some(prev) = self.last_return.replace(Some(now)) {
-            let busy = add(&self.busy_ns, prev, wait_start.unwrap_or(now));
+            let busy = wait_start.unwrap_or(now).saturating_sub(prev);
+            self.busy_ns.set(self.busy_ns.get() + busy);
             self.longest_ns.set(self.longest_ns.get().max(busy));
             if !self.watches.borrow().is_empty() {
                 self.watched(busy);
             }
             if let Some(w) = wait_start {
-                add(&self.wait_ns, w, now);
+                self.wait_ns.set(self.wait_ns.get() + (now - w));
             }
         }
         let (busy, wait) = (self.busy_ns.get(), self.wait_ns.get());
         match self.mark.get() {
-            Some((at, _, _)) if now.saturating_duration_since(at) < INTERVAL => {}
+            Some((at, _, _)) if now.saturating_sub(at) < INTERVAL_NS => {}
             Some((_, b0, w0)) => {
                 self.last.set(Interval {
                     busy_ns: busy - b0,

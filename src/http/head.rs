@@ -379,10 +379,7 @@ fn valid_host(v: &[u8]) -> bool {
         return valid_ip_literal_host(rest);
     }
     // reg-name or IPv4 (both fit the table), then an optional `:` and digits.
-    let mut host = 0;
-    while host < v.len() && REG_NAME[v[host] as usize] {
-        host += 1;
-    }
+    let host = v.iter().position(|&b| !REG_NAME[b as usize]).unwrap_or(v.len());
     match &v[host..] {
         [] => true,
         [b':', port @ ..] => port.iter().all(u8::is_ascii_digit),

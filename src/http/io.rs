@@ -277,10 +277,19 @@ impl BufferPool {
 
     fn take(&self) -> Box<Buffers> {
         let mut bufs = self.free.borrow_mut().pop().unwrap_or_default();
-        // Reclaims each whole allocation when every request split off it has
-        // been dropped; allocates only the first time.
-        bufs.read.reserve(self.buffer_size);
-        bufs.out.buf.reserve(self.buffer_size);
+        // Each batch consumes its buffers from the front (requests split off,
+        // output written), so the room left shrinks; below half a buffer,
+        // `reserve` reclaims the whole allocation (every request split off it
+        // has been dropped by now) and allocates only the first time. Not on
+        // every take: the reclaim costs more than the rest of a short batch's
+        // bookkeeping (callgrind: 120 of 3,700 instructions a request at
+        // depth 1), and half a buffer takes most batches in one read (a
+        // larger one fills it, and `fill` reserves and reads on).
+        for buf in [&mut bufs.read, &mut bufs.out.buf] {
+            if buf.capacity() - buf.len() < self.buffer_size / 2 {
+                buf.reserve(self.buffer_size);
+            }
+        }
         bufs
     }
 

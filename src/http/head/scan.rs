@@ -51,11 +51,12 @@ const CLASS: [u8; 256] = {
 /// The end of the run of `class` bytes from `at` (`buf.len()` if it runs to
 /// the end).
 #[inline(always)]
-fn run(buf: &[u8], mut at: usize, class: u8) -> usize {
-    while at < buf.len() && CLASS[buf[at] as usize] & class != 0 {
-        at += 1;
-    }
-    at
+fn run(buf: &[u8], at: usize, class: u8) -> usize {
+    let rest = buf.get(at..).unwrap_or_default();
+    at + rest
+        .iter()
+        .position(|&b| CLASS[b as usize] & class == 0)
+        .unwrap_or(rest.len())
 }
 
 /// `run(buf, at, VALUE)`, eight bytes at a time while they are all visible
