@@ -7,9 +7,15 @@
 //! on the path of a valid HTTP/1.0 or HTTP/1.1 request, or read past the
 //! bytes it is given.
 //!
-//! httparse checks the syntax of the request line and of each field (token
-//! characters, no whitespace before the colon, no obs-fold, no bare CR). This
-//! file adds what httparse leaves to its caller or accepts where we do not:
+//! Two parsers, one verdict: a head in the plain shape nearly every client
+//! sends is read in one pass (`head/scan.rs`); any other head, and every
+//! invalid one, goes to the full parser here, so each rejection has one
+//! source. Both apply the same field rules (`head/fields.rs`).
+//!
+//! In the full parser, httparse checks the syntax of the request line and of
+//! each field (token characters, no whitespace before the colon, no obs-fold,
+//! no bare CR). This file adds what httparse leaves to its caller or accepts
+//! where we do not:
 //!
 //! - **Line ends are CRLF, everywhere.** httparse accepts a bare LF; we reject
 //!   it in the request line and header section, as `body.rs` does in chunk
