@@ -390,7 +390,6 @@ pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, H
 
 /// Panics unless the full parser gives the same head wherever the one-pass
 /// parser gives one (the differential tests and the `head` fuzz target).
-#[doc(hidden)]
 pub(crate) fn check_agreement(buf: &[u8], rules: HeadRules) {
     if let Some(fast) = scan::scan(buf, rules) {
         let full = parse_full(buf, rules);

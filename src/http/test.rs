@@ -42,9 +42,10 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::rc::Rc;
 
-use super::connection::{Phase, Turn};
+use super::connection::Turn;
 use super::driver::Driver;
 use super::io::{MemoryTransport, Pipe};
+use super::phase::Phase;
 use super::server::Server;
 
 /// One in-memory connection of a [`TestClient`].
