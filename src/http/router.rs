@@ -99,6 +99,11 @@ impl Router {
         let lookup = if method == Method::Head { Method::Get } else { method };
         let mut allowed: Vec<Method> = Vec::new();
         for entry in &self.routes {
+            // A literal route is decided by one comparison, before any
+            // parameters are made.
+            if entry.literal.as_ref().is_some_and(|l| l.as_bytes() != path) {
+                continue;
+            }
             if let Some(params) = entry.matches(path, path_start) {
                 if entry.method == lookup || entry.method == method {
                     return Routed::Found(&*entry.endpoint, params);
