@@ -18,7 +18,9 @@
 //! largest part of a request's instructions. Here each byte is looked at
 //! once, with one table load.
 
-use super::{known, FieldChecks, FieldPos, Head, HeadRules, Known, Method, MAX_HEADERS, MAX_METHOD_LEN};
+use super::{
+    known, offset16, trim, FieldChecks, FieldPos, Head, HeadRules, Known, Method, MAX_HEADERS, MAX_METHOD_LEN,
+};
 
 /// A `tchar` (RFC 9110 §5.6.2) other than `_`: methods and field names.
 const TOKEN: u8 = 1;
@@ -122,13 +124,12 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         if buf.get(line_end..line_end + 2)? != b"\r\n" {
             return None;
         }
-        let (value_start, value_end) = trimmed(buf, name_end + 1, line_end);
         let name = &buf[at..name_end];
-        let value = &buf[value_start..value_end];
+        let value = trim(&buf[name_end + 1..line_end]);
         // Fields are within `max_head` (at most 64 KiB): 16 bits hold them.
         head.fields.push(FieldPos {
             name: (at as u16, name_end as u16),
-            value: (value_start as u16, value_end as u16),
+            value: offset16(buf, value),
         });
         // Most fields are none of the framing fields: skip the call.
         let kind = known(name);
@@ -141,15 +142,4 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     checks.finish(&mut head).ok()?;
     debug_assert!(head.len <= rules.max_head);
     Some(head)
-}
-
-/// `start..end` without leading and trailing spaces and tabs.
-fn trimmed(buf: &[u8], mut start: usize, mut end: usize) -> (usize, usize) {
-    while start < end && matches!(buf[start], b' ' | b'\t') {
-        start += 1;
-    }
-    while end > start && matches!(buf[end - 1], b' ' | b'\t') {
-        end -= 1;
-    }
-    (start, end)
 }
