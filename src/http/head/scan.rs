@@ -110,14 +110,13 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     // Fields: name ":" OWS value OWS CRLF, until an empty line.
     let mut checks = FieldChecks::default();
     let mut at = version_end;
-    let mut count = 0;
     loop {
         if buf.get(at..at + 2)? == b"\r\n" {
             head.len = at + 2;
             break;
         }
         let name_end = run(buf, at, TOKEN);
-        if name_end == at || buf.get(name_end) != Some(&b':') || count == MAX_HEADERS {
+        if name_end == at || buf.get(name_end) != Some(&b':') || head.fields.as_slice().len() == MAX_HEADERS {
             return None;
         }
         let line_end = value_run(buf, name_end + 1);
@@ -136,7 +135,6 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         if kind != Known::Other {
             checks.field(kind, value).ok()?;
         }
-        count += 1;
         at = line_end + 2;
     }
     checks.finish(&mut head).ok()?;
