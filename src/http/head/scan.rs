@@ -61,24 +61,38 @@ fn run(buf: &[u8], at: usize, class: u8) -> usize {
         .unwrap_or(rest.len())
 }
 
-/// `run(buf, at, VALUE)`, eight bytes at a time while they are all visible
-/// ASCII or spaces (the classic has-less and has-more tests on a word: only
-/// whether any byte is out of range matters here, which both tell exactly);
-/// the byte loop takes the word where something else is (tab, CR).
+/// `run(buf, at, VALUE)`, eight bytes at a time. On a little-endian word,
+/// the classic has-less test (`w - 0x20…` with the byte's own top bit
+/// clear) and has-more test (`w + 0x01…` or the top bit set) flag every byte
+/// below a space or from DEL up; a borrow or carry can flag a byte only
+/// *above* one truly flagged, so the lowest flag is exact. That byte (a tab
+/// a value may hold, the CR that ends it, or one the full parser must judge)
+/// is where the byte loop takes over. Fewer than eight bytes left: the byte
+/// loop alone.
 fn value_run(buf: &[u8], mut at: usize) -> usize {
     const LO: u64 = 0x0101_0101_0101_0101;
     const HI: u64 = 0x8080_8080_8080_8080;
+    let start = at;
     while let Some(bytes) = buf.get(at..at + 8) {
         let w = u64::from_le_bytes(bytes.try_into().expect("8 bytes"));
         let below_space = w.wrapping_sub(LO * 0x20) & !w & HI;
         let del_or_above = (w.wrapping_add(LO) | w) & HI;
-        if below_space | del_or_above != 0 {
+        let flagged = below_space | del_or_above;
+        if flagged != 0 {
+            at += (flagged.trailing_zeros() / 8) as usize;
+            debug_assert!(CLASS[buf[at] as usize] & VALUE == 0 || buf[at] == b'\t');
+            debug_assert!(buf[start..at].iter().all(|&b| (b' '..0x7f).contains(&b)));
             break;
         }
         at += 8;
     }
     run(buf, at, VALUE)
 }
+
+/// `HTTP/1.1` and `HTTP/1.0` as little-endian words: the version is
+/// compared in one load.
+const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
+const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
 /// The head at the start of `buf`, if it has the common shape and is
 /// valid; `None` leaves the verdict to the full parser.
@@ -87,7 +101,13 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     // between 414 and 431.
     let buf = &buf[..buf.len().min(rules.max_head)];
     // Request line: method SP target SP HTTP/1.x CRLF.
-    let method_end = run(buf, 0, TOKEN);
+    // `GET` is most requests: one compare instead of a run and a lookup.
+    let (method, method_end) = if buf.starts_with(b"GET ") {
+        (Method::Get, 3)
+    } else {
+        let end = run(buf, 0, TOKEN);
+        (Method::from_bytes(&buf[..end]), end)
+    };
     if method_end == 0 || method_end > MAX_METHOD_LEN || buf.get(method_end) != Some(&b' ') {
         return None;
     }
@@ -97,12 +117,15 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         return None;
     }
     let version_end = target_end + 11;
-    let minor = match buf.get(target_end + 1..version_end)? {
-        b"HTTP/1.1\r\n" => 1,
-        b"HTTP/1.0\r\n" => 0,
+    let version = buf.get(target_end + 1..version_end)?;
+    if version[8..] != *b"\r\n" {
+        return None;
+    }
+    let minor = match u64::from_le_bytes(version[..8].try_into().expect("8 bytes")) {
+        HTTP_1_1 => 1,
+        HTTP_1_0 => 0,
         _ => return None,
     };
-    let method = Method::from_bytes(&buf[..method_end]);
     let target = (target_start as u32, target_end as u32);
     let mut head = Head::new(0, method, (0, method_end as u32), target, minor);
     head.form = super::target_form(method, &buf[target_start..target_end]).ok()?;
@@ -131,9 +154,11 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
             value: offset16(buf, value),
         });
         // Most fields are none of the framing fields: skip the call.
-        let kind = known(name);
-        if kind != Known::Other {
-            checks.field(kind, value).ok()?;
+        match known(name) {
+            Known::Other => {}
+            // On nearly every request: checked inline.
+            Known::Host => checks.host(value).ok()?,
+            kind => checks.field(kind, value).ok()?,
         }
         at = line_end + 2;
     }

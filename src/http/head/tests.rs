@@ -380,3 +380,29 @@ fn token_compare_matches_ignore_case() {
         }
     }
 }
+
+/// The one-pass parser's value search stops at the first byte outside
+/// visible ASCII and space wherever it lies in an eight-byte word (a tab
+/// inside the value, DEL, obs-text, a bare CR or LF, the CR ending the
+/// line), and both parsers give the same answer for each.
+#[test]
+fn field_values_agree_with_an_odd_byte_at_every_offset() {
+    for len in 0..20 {
+        for pos in 0..=len {
+            for odd in [b'\t', 0x7f, 0x80, 0xff, 0x00, 0x1f, b'\r', b'\n', b' ', b'~'] {
+                let mut value = vec![b'v'; len];
+                if pos < len {
+                    value[pos] = odd;
+                }
+                let mut head = b"GET / HTTP/1.1\r\nHost: x\r\nX-V: ".to_vec();
+                head.extend_from_slice(&value);
+                head.extend_from_slice(b"\r\n\r\n");
+                check_agreement(&head, RULES);
+                let plain = odd == b' ' || odd == b'~' || odd == b'\t' || pos == len;
+                if plain {
+                    assert!(scan::scan(&head, RULES).is_some(), "deferred {head:?}");
+                }
+            }
+        }
+    }
+}
