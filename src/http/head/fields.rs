@@ -4,9 +4,12 @@
 //!
 //! Owns: recognising the fields the rules look at, checking each one's value
 //! (`Content-Length`, `Transfer-Encoding`, `Host`, `Connection`, `Expect`,
-//! the fields that must not repeat), and judging them together once the
-//! head is complete. Must never: look at a field's syntax (the parsers have
-//! checked it), or allocate.
+//! the fields that must not repeat), judging them together once the head is
+//! complete, and the memo of the last valid `Host` (a thread's own). Must
+//! never: look at a field's syntax (the parsers have checked it), allocate,
+//! or let the memo answer anything but what the check would.
+
+use std::cell::RefCell;
 
 use super::{trim, BodyKind, Head, HeadError, TargetForm};
 
@@ -68,6 +71,41 @@ pub(super) fn valid_host(v: &[u8]) -> bool {
         [b':', port @ ..] => port.iter().fold(true, |ok, b| ok & b.is_ascii_digit()),
         _ => false,
     }
+}
+
+/// The last `Host` value this thread found valid (at most `LAST_HOST_MAX`
+/// bytes). Nearly every request names the host the one before it named, and
+/// comparing with it costs a fraction of checking it byte by byte; only a
+/// value `valid_host` accepted is ever kept, so a match is valid.
+struct LastHost {
+    bytes: [u8; LAST_HOST_MAX],
+    len: usize,
+}
+
+const LAST_HOST_MAX: usize = 32;
+
+thread_local! {
+    static LAST_HOST: RefCell<LastHost> = const {
+        RefCell::new(LastHost { bytes: [0; LAST_HOST_MAX], len: 0 })
+    };
+}
+
+/// `valid_host(v)`, answered from `LastHost` when `v` is the last valid one.
+pub(super) fn valid_host_cached(v: &[u8]) -> bool {
+    LAST_HOST
+        .try_with(|last| {
+            let mut last = last.borrow_mut();
+            if v == &last.bytes[..last.len] {
+                return true;
+            }
+            let valid = valid_host(v);
+            if valid && v.len() <= LAST_HOST_MAX {
+                last.bytes[..v.len()].copy_from_slice(v);
+                last.len = v.len();
+            }
+            valid
+        })
+        .unwrap_or_else(|_| valid_host(v))
 }
 
 /// The rest of a `Host` after `[`: an IP-literal (hex digits, colons and
@@ -256,7 +294,7 @@ impl FieldChecks {
     pub(super) fn host(&mut self, value: &[u8]) -> Result<(), HeadError> {
         self.hosts += 1;
         self.host_empty = value.is_empty();
-        if !self.host_empty && !valid_host(value) {
+        if !self.host_empty && !valid_host_cached(value) {
             return Err(HeadError::Bad("invalid Host"));
         }
         Ok(())

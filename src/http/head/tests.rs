@@ -406,3 +406,36 @@ fn field_values_agree_with_an_odd_byte_at_every_offset() {
         }
     }
 }
+
+/// The memo of the last valid `Host` answers exactly as the check does,
+/// whatever came before: a repeat, a near miss, a value too long to keep, an
+/// invalid value after a valid one and the other way round.
+#[test]
+fn the_last_host_memo_answers_as_the_check_does() {
+    let long = format!("{}.example", "a".repeat(40));
+    let hosts = [
+        "127.0.0.1:8080",
+        "127.0.0.1:8080",
+        "127.0.0.1:808",
+        "127.0.0.1:8080,x",
+        "127.0.0.1:8080",
+        "127.0.0.1:80a0",
+        long.as_str(),
+        long.as_str(),
+        "bad host",
+        "[::1]:80",
+        "[::1]:80",
+        "example.com",
+        "example.com:",
+        "ex ample.com",
+        "example.com",
+        "",
+    ];
+    for host in hosts {
+        assert_eq!(
+            fields::valid_host_cached(host.as_bytes()),
+            fields::valid_host(host.as_bytes()),
+            "{host:?}"
+        );
+    }
+}
