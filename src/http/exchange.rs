@@ -147,7 +147,10 @@ impl Exchange {
             }
             Routed::Options(allow) => return Outcome::Respond(Response::status(204).header("Allow", allow)),
         };
-        req.set_params(params);
+        if !params.as_slice().is_empty() {
+            // A literal route has none: leave the request's empty list be.
+            req.set_params(params);
+        }
         match panic::catch_unwind(AssertUnwindSafe(|| endpoint.start(req))) {
             Ok(Started::Ready(resp)) => Outcome::Respond(resp),
             Ok(Started::Pending(future)) => {
