@@ -37,9 +37,18 @@ impl Entry {
 }
 
 /// The route table.
+///
+/// Invariant: every route is in exactly one of `by_len` (a route without
+/// parameters, under its path's length) and `patterns`, and both list
+/// indices into `routes` in increasing order (the order of registration).
 #[derive(Default)]
 pub(crate) struct Router {
     routes: Vec<Entry>,
+    /// The routes without parameters, by their path's length: a request's
+    /// path is compared only with the ones as long as it.
+    by_len: Vec<Vec<usize>>,
+    /// The routes with parameters.
+    patterns: Vec<usize>,
 }
 
 /// The outcome of routing one request.
@@ -77,7 +86,7 @@ impl Router {
     pub(crate) fn add<H: Handler>(&mut self, method: Method, pattern: &str, handler: H) {
         let text = pattern;
         let pattern = parse_pattern(text);
-        let literal = pattern
+        let literal: Option<Box<str>> = pattern
             .iter()
             .all(|s| matches!(s, Segment::Literal(_)))
             .then(|| text.into());
@@ -85,6 +94,16 @@ impl Router {
             !self.routes.iter().any(|r| r.method == method && r.pattern == pattern),
             "duplicate route for {method}"
         );
+        let index = self.routes.len();
+        match &literal {
+            Some(path) => {
+                if self.by_len.len() <= path.len() {
+                    self.by_len.resize_with(path.len() + 1, Vec::new);
+                }
+                self.by_len[path.len()].push(index);
+            }
+            None => self.patterns.push(index),
+        }
         self.routes.push(Entry {
             method,
             pattern,
@@ -95,19 +114,43 @@ impl Router {
 
     /// Matches `path` (located at `path_start` in the head bytes, so that
     /// parameters can be kept as positions).
+    ///
+    /// The route registered first among those matching both the path and
+    /// the method wins: the first route without parameters of the path's
+    /// length that does, unless a route with parameters registered before
+    /// it does too.
     pub(crate) fn route(&self, method: Method, path: &[u8], path_start: u32) -> Routed<'_> {
         let lookup = if method == Method::Head { Method::Get } else { method };
-        let mut allowed: Vec<Method> = Vec::new();
-        for entry in &self.routes {
-            // A literal route is decided by one comparison, before any
-            // parameters are made.
-            if entry.literal.as_ref().is_some_and(|l| l.as_bytes() != path) {
-                continue;
+        let serves = |entry: &Entry| entry.method == lookup || entry.method == method;
+        let same_len = self.by_len.get(path.len()).map_or(&[][..], Vec::as_slice);
+        let literal = same_len.iter().copied().find(|&i| {
+            let entry = &self.routes[i];
+            serves(entry) && entry.literal.as_deref().is_some_and(|l| l.as_bytes() == path)
+        });
+        for &i in &self.patterns {
+            if literal.is_some_and(|l| l < i) {
+                break;
             }
-            if let Some(params) = entry.matches(path, path_start) {
-                if entry.method == lookup || entry.method == method {
+            let entry = &self.routes[i];
+            if serves(entry) {
+                if let Some(params) = match_path(&entry.pattern, path, path_start) {
                     return Routed::Found(&*entry.endpoint, params);
                 }
+            }
+        }
+        if let Some(i) = literal {
+            return Routed::Found(&*self.routes[i].endpoint, Params::new());
+        }
+        self.not_routed(method, path, path_start)
+    }
+
+    /// No route serves the method at `path`: 404, or the methods that the
+    /// path is routed for (in the order of registration).
+    #[cold]
+    fn not_routed(&self, method: Method, path: &[u8], path_start: u32) -> Routed<'_> {
+        let mut allowed: Vec<Method> = Vec::new();
+        for entry in &self.routes {
+            if entry.matches(path, path_start).is_some() {
                 allowed.push(entry.method);
             }
         }
@@ -221,6 +264,69 @@ mod tests {
                     match_path(&parse_pattern(pattern), path.as_bytes(), 0).is_some(),
                     "{pattern:?} against {path:?}"
                 );
+            }
+        }
+    }
+
+    /// The indexed lookup picks what a scan of every route in the order of
+    /// registration picks: the first route serving both the path and the
+    /// method, literal or with parameters, whatever their order.
+    #[test]
+    fn the_indexed_lookup_picks_the_first_route_registered() {
+        use super::super::request::Request;
+        let table: [(Method, &str); 12] = [
+            (Method::Get, "/a"),
+            (Method::Get, "/:x"),
+            (Method::Post, "/a"),
+            (Method::Get, "/b"),
+            (Method::Get, "/users/:id"),
+            (Method::Get, "/users/me"),
+            (Method::Put, "/users/me"),
+            (Method::Get, "/"),
+            (Method::Head, "/h"),
+            (Method::Get, "/h"),
+            (Method::Delete, "/files/*rest"),
+            (Method::Delete, "/files/x"),
+        ];
+        let mut r = Router::default();
+        for (method, pattern) in table {
+            r.add(method, pattern, |_req: Request| async { "x" });
+        }
+        let paths = [
+            "/",
+            "/a",
+            "/b",
+            "/c",
+            "/users/me",
+            "/users/7",
+            "/users",
+            "/h",
+            "/files/x",
+            "/files/",
+            "/zz/y",
+        ];
+        let methods = [
+            Method::Get,
+            Method::Head,
+            Method::Post,
+            Method::Put,
+            Method::Delete,
+            Method::Options,
+        ];
+        for path in paths {
+            for method in methods {
+                // The scan, as written before the index.
+                let lookup = if method == Method::Head { Method::Get } else { method };
+                let scanned = r.routes.iter().position(|e| {
+                    (e.method == lookup || e.method == method) && e.matches(path.as_bytes(), 0).is_some()
+                });
+                let found = match r.route(method, path.as_bytes(), 0) {
+                    Routed::Found(endpoint, _) => r.routes.iter().position(|e| {
+                        std::ptr::addr_eq(&*e.endpoint as *const dyn Endpoint, endpoint as *const dyn Endpoint)
+                    }),
+                    _ => None,
+                };
+                assert_eq!(found, scanned, "{method} {path}");
             }
         }
     }
