@@ -160,6 +160,7 @@ impl Request {
     /// An absolute-form target without a path (`http://host`) has the path
     /// `/`, which is not in the head: its position is the target's last byte,
     /// so that a `*rest` capture (empty) lies at the target's end, in bounds.
+    #[inline]
     pub(crate) fn path_in_head(&self) -> (&[u8], u32) {
         let target = slice(&self.head, self.target);
         let (path, start) = if target.first() == Some(&b'/') {

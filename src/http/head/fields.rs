@@ -185,6 +185,7 @@ pub(super) fn token_is(name: &[u8], lower: &[u8]) -> bool {
     }
 }
 
+#[inline]
 pub(super) fn known(name: &[u8]) -> Known {
     let is = |s: &[u8]| token_is(name, s);
     match name.len() {
@@ -301,6 +302,7 @@ impl FieldChecks {
     }
 
     /// All fields seen: the body's framing, persistence and `Host`.
+    #[inline]
     pub(super) fn finish(self, head: &mut Head) -> Result<(), HeadError> {
         let minor = head.minor;
         // 100-continue means nothing to an HTTP/1.0 client.
