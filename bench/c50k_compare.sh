@@ -40,6 +40,8 @@ per=$((hard - 100))
 procs=$(( (n + per - 1) / per ))
 port=18600
 cargo build --quiet --release --example c50k
+# Where cargo put it: CARGO_TARGET_DIR moves solo's build too.
+c50k_bin="${CARGO_TARGET_DIR:-$root/target}/release/examples/c50k"
 
 floor_dir="$root/../shared/bench/peers/floor"
 floor_bin=""
@@ -103,7 +105,7 @@ CONF
   wait_for_port
   echo "=== nginx $(nginx -v 2>&1 | sed 's/.*\///'): $procs worker(s), all on CPU 0, reuseport"
   local rc=0
-  ./target/release/examples/c50k "${args[@]}" --target "127.0.0.1:$port" || rc=$?
+  "$c50k_bin" "${args[@]}" --target "127.0.0.1:$port" || rc=$?
   stop_servers
   rm -rf "$dir"
   return $rc
@@ -118,14 +120,14 @@ run_floor() {
   wait_for_port
   echo "=== floor: $procs process(es), all on CPU 0, reuseport"
   local rc=0
-  ./target/release/examples/c50k "${args[@]}" --target "127.0.0.1:$port" || rc=$?
+  "$c50k_bin" "${args[@]}" --target "127.0.0.1:$port" || rc=$?
   stop_servers
   return $rc
 }
 
 run_solo() {
   echo "=== solo (the same flags; its own server process(es) on CPU 0)"
-  ./target/release/examples/c50k "${args[@]}"
+  "$c50k_bin" "${args[@]}"
 }
 
 servers=(nginx solo)

@@ -17,6 +17,7 @@ if [ ! -x "$harness" ]; then
 fi
 cd "$root"
 cargo build --release --example hello
-export SOLO_CMD="$root/target/release/examples/hello {port}"
+# Where cargo put it: CARGO_TARGET_DIR moves solo's build too.
+export SOLO_CMD="${CARGO_TARGET_DIR:-$root/target}/release/examples/hello {port}"
 export PIPELINE="${PIPELINE:-16}"
 exec "$harness" "$@"

@@ -21,6 +21,9 @@ secs="${4:-5}"
 port="${PORT:-18300}"
 cd "$root"
 cargo build --release --example hello --example c50k
+# Where cargo put them (CARGO_TARGET_DIR moves solo's build too), before
+# the floor's build is pointed elsewhere.
+solo_bin="${CARGO_TARGET_DIR:-$root/target}/release/examples"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$peers/target}"
 cargo build --release --manifest-path "$peers/floor/Cargo.toml"
 floor="$CARGO_TARGET_DIR/release/floor"
@@ -39,7 +42,7 @@ trap stop_server EXIT
 run_one() {
   local name="$1" round="$2"
   case "$name" in
-    solo) taskset -c 0 "$root/target/release/examples/hello" "$port" >"$log/$name-$round.server" 2>&1 & ;;
+    solo) taskset -c 0 "$solo_bin/hello" "$port" >"$log/$name-$round.server" 2>&1 & ;;
     floor) taskset -c 0 "$floor" "127.0.0.1:$port" >"$log/$name-$round.server" 2>&1 & ;;
   esac
   server_pid=$!
@@ -47,7 +50,7 @@ run_one() {
     if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then break; fi
     sleep 0.1
   done
-  timeout -k 5 300 "$root/target/release/examples/c50k" --procs 1 -n "$n" --rate "$rate" \
+  timeout -k 5 300 "$solo_bin/c50k" --procs 1 -n "$n" --rate "$rate" \
     --duration "$secs" --target "127.0.0.1:$port" >"$log/$name-$round.client" 2>&1 || {
     echo "open_loop.sh: the client failed against $name; its log:" >&2
     tail -20 "$log/$name-$round.client" >&2
