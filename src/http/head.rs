@@ -106,84 +106,63 @@ impl fmt::Display for Method {
     }
 }
 
-/// Where one header field lies in the head's bytes. Heads are at most 64 KiB
-/// (`MAX_HEAD_LIMIT`), so 16-bit offsets do, and a field costs 8 bytes.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) struct FieldPos {
-    pub(crate) name: (u16, u16),
-    pub(crate) value: (u16, u16),
-}
-
-impl super::pool::Pooled for FieldPos {
-    const KEEP_CAPACITY: usize = MAX_HEADERS;
-    const FIRST_CAPACITY: usize = 16;
-    fn free_list() -> &'static std::thread::LocalKey<std::cell::RefCell<Vec<Vec<Self>>>> {
-        thread_local!(static FREE: std::cell::RefCell<Vec<Vec<FieldPos>>> = const { std::cell::RefCell::new(Vec::new()) });
-        &FREE
-    }
-}
-
-/// The positions of a request's header fields: the first `INLINE_FIELDS`
-/// inline, more in a pooled vector. Not all inline: a request is moved
-/// several times on its way from the parser into the handler's future, and
-/// 128 bytes of inline positions made those moves a quarter of a pipelined
-/// request's user-space time (`benches/http.rs`); and not all pooled: taking
-/// and giving back a vector costs more than a short head's whole parse.
+/// The header fields of a parsed head, read again from its bytes: each
+/// `(name, value)` as ranges of those bytes, in order, the value without
+/// its surrounding whitespace, and (unless the server keeps them) without
+/// the fields whose name has `_`, which the parsers dropped.
 ///
-/// Invariant: with `len <= INLINE_FIELDS` the fields are `inline[..len]` and
-/// `spill` is empty; past it, all of them are in `spill` (the inline ones
-/// were moved there), so they are always one slice.
-#[derive(Debug, Default)]
-pub(crate) struct Fields {
-    len: u16,
-    inline: [FieldPos; INLINE_FIELDS],
-    spill: super::pool::PooledVec<FieldPos>,
+/// Why no list of positions is kept: both parsers have already checked every
+/// line of the head (CRLF ends, a token name, `:`, a value with no CR or LF),
+/// so its fields can be found again unambiguously, and a request whose
+/// handler never asks for a header never pays for one. Keeping positions cost
+/// a push per field at parse time and made a `Request` 56 bytes larger,
+/// copied on every move from the parser into the handler's future.
+///
+/// Invariant: `bytes[at..]` is what follows a line end of a head that one of
+/// the parsers accepted, so it is field lines, then the empty line.
+#[derive(Clone, Debug)]
+pub(crate) struct FieldLines<'a> {
+    bytes: &'a [u8],
+    at: usize,
+    underscores: bool,
 }
 
-/// Fields kept inline: as many as curl sends (`Host`, `User-Agent`,
-/// `Accept`).
-const INLINE_FIELDS: usize = 3;
+impl<'a> FieldLines<'a> {
+    /// The fields of the head in `bytes` whose request target ends at
+    /// `target_end` (the fields start after ` HTTP/1.x` and its CRLF).
+    pub(crate) fn new(bytes: &'a [u8], target_end: usize, underscores: bool) -> FieldLines<'a> {
+        FieldLines {
+            bytes,
+            at: target_end + " HTTP/1.x\r\n".len(),
+            underscores,
+        }
+    }
+}
 
-impl Fields {
-    #[inline]
-    pub(crate) fn push(&mut self, field: FieldPos) {
-        let len = usize::from(self.len);
-        if len < INLINE_FIELDS {
-            self.inline[len] = field;
-        } else {
-            if len == INLINE_FIELDS {
-                for f in self.inline {
-                    self.spill.push(f);
-                }
+impl Iterator for FieldLines<'_> {
+    type Item = (std::ops::Range<usize>, std::ops::Range<usize>);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            let rest = self.bytes.get(self.at..)?;
+            let line_len = rest.iter().position(|&b| b == b'\r')?;
+            if line_len == 0 {
+                // The empty line: the head's end.
+                self.at = self.bytes.len();
+                return None;
             }
-            self.spill.push(field);
+            let line = &rest[..line_len];
+            let start = self.at;
+            self.at += line_len + 2;
+            let colon = line.iter().position(|&b| b == b':')?;
+            let name = &line[..colon];
+            if !self.underscores && name.contains(&b'_') {
+                continue;
+            }
+            let value = trim(&line[colon + 1..]);
+            let value_start = start + (value.as_ptr() as usize - line.as_ptr() as usize);
+            return Some((start..start + colon, value_start..value_start + value.len()));
         }
-        self.len += 1;
-        debug_assert_eq!(self.as_slice().len(), usize::from(self.len));
-    }
-
-    pub(crate) fn as_slice(&self) -> &[FieldPos] {
-        let len = usize::from(self.len);
-        if len <= INLINE_FIELDS {
-            &self.inline[..len]
-        } else {
-            self.spill.as_slice()
-        }
-    }
-
-    /// A copy (its vector, if any, from the pool like any other).
-    pub(crate) fn copied(&self) -> Fields {
-        Fields {
-            len: self.len,
-            inline: self.inline,
-            spill: self.spill.copied(),
-        }
-    }
-}
-
-impl PartialEq for Fields {
-    fn eq(&self, other: &Fields) -> bool {
-        self.as_slice() == other.as_slice()
     }
 }
 
@@ -217,7 +196,8 @@ pub(crate) struct Head {
     pub(crate) form: TargetForm,
     /// HTTP/1.x minor version as served: 0 or 1 (1.2 and later are 1).
     pub(crate) minor: u8,
-    pub(crate) fields: Fields,
+    /// Fields whose name has `_` were kept (`HeadRules::underscores`).
+    pub(crate) underscores: bool,
     pub(crate) body: BodyKind,
     pub(crate) keep_alive: bool,
     pub(crate) expect_continue: bool,
@@ -390,7 +370,39 @@ pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, H
 
 /// Panics unless the full parser gives the same head wherever the one-pass
 /// parser gives one (the differential tests and the `head` fuzz target).
+///
+/// Also panics unless, for any head accepted, the fields [`FieldLines`]
+/// reads again are the ones httparse saw (trimmed, and without names with
+/// `_` unless kept).
 pub(crate) fn check_agreement(buf: &[u8], rules: HeadRules) {
+    if let Ok(Some(head)) = parse_head(buf, rules) {
+        let mut raw = [httparse::EMPTY_HEADER; MAX_HEADERS];
+        let mut req = httparse::Request::new(&mut raw);
+        // A later minor version is parsed by httparse on a copy; its fields
+        // lie at the same offsets, so compare against the copy's parse.
+        let mut copy = buf[..head.len].to_vec();
+        let version_at = head.target.1 as usize + " HTTP/1.".len();
+        copy[version_at] = b'0' + head.minor;
+        let parsed = req.parse(&copy);
+        assert!(
+            matches!(parsed, Ok(httparse::Status::Complete(_))),
+            "httparse refused an accepted head {:?}",
+            String::from_utf8_lossy(buf)
+        );
+        let expected: Vec<(&[u8], &[u8])> = req
+            .headers
+            .iter()
+            .map(|f| (f.name.as_bytes(), trim(f.value)))
+            .filter(|(n, _)| rules.underscores || !n.contains(&b'_'))
+            .collect();
+        let found: Vec<(&[u8], &[u8])> = head.fields(&copy).map(|(n, v)| (&copy[n], &copy[v])).collect();
+        assert_eq!(
+            found,
+            expected,
+            "the fields read again differ on {:?}",
+            String::from_utf8_lossy(buf)
+        );
+    }
     if let Some(fast) = scan::scan(buf, rules) {
         let full = parse_full(buf, rules);
         assert_eq!(
@@ -521,6 +533,7 @@ fn validate_head(
         return Err(HeadError::Bad("invalid byte in request target"));
     }
     let mut head = Head::new(len, method, offset(buf, method_str), offset(buf, target), minor);
+    head.underscores = rules.underscores;
     head.form = target_form(method, target)?;
     let mut checks = FieldChecks::default();
     for field in headers {
@@ -538,10 +551,6 @@ fn validate_head(
         let value = trim(field.value);
         // Control bytes and DEL in values were already refused by httparse
         // (HeaderValue error → 400); the tests check both.
-        head.fields.push(FieldPos {
-            name: (name_start as u16, (name_start + name.len()) as u16),
-            value: offset16(buf, value),
-        });
         checks.field(known(name), value)?;
     }
     checks.finish(&mut head)?;
@@ -549,6 +558,12 @@ fn validate_head(
 }
 
 impl Head {
+    /// The head's fields, as [`FieldLines`] reads them from `buf`, the bytes
+    /// it was parsed from.
+    pub(crate) fn fields<'a>(&self, buf: &'a [u8]) -> FieldLines<'a> {
+        FieldLines::new(&buf[..self.len], self.target.1 as usize, self.underscores)
+    }
+
     /// A head with no fields yet: no body, the version's default persistence.
     fn new(len: usize, method: Method, method_pos: (u32, u32), target: (u32, u32), minor: u8) -> Head {
         Head {
@@ -558,7 +573,7 @@ impl Head {
             target,
             form: TargetForm::Origin,
             minor,
-            fields: Fields::default(),
+            underscores: false,
             body: BodyKind::None,
             keep_alive: minor == 1,
             expect_continue: false,

@@ -1,6 +1,6 @@
 //! Vectors that go back to a per-thread free list when dropped, so the small
-//! collections a request carries (its header positions, its route
-//! parameters) cost no allocation once the server is warm, and a `Request`
+//! collections a request carries (its route parameters) cost no
+//! allocation once the server is warm, and a `Request`
 //! stays small enough to move cheaply (inline arrays made every move of it
 //! copy their whole capacity).
 //!
@@ -10,6 +10,7 @@
 //! `KEEP_CAPACITY` (one huge request must not pin its memory forever).
 
 use std::cell::RefCell;
+use std::mem::ManuallyDrop;
 use std::thread::LocalKey;
 
 /// Most vectors kept per kind and thread.
@@ -27,11 +28,16 @@ pub(crate) trait Pooled: Sized + 'static {
 
 /// A vector whose buffer is reused through `T`'s free list. Creating one
 /// takes nothing: the buffer is taken at the first push.
-pub(crate) struct PooledVec<T: Pooled>(Vec<T>);
+///
+/// The vector is in a `ManuallyDrop` so that dropping a `PooledVec` is its
+/// `Drop` alone: a capacity check, inlined, and for a vector that never
+/// took a buffer nothing more (the vector's own drop glue, a loop over its
+/// elements and a check before freeing, ran out of line on every request).
+pub(crate) struct PooledVec<T: Pooled>(ManuallyDrop<Vec<T>>);
 
 impl<T: Pooled> PooledVec<T> {
     pub(crate) fn new() -> PooledVec<T> {
-        PooledVec(Vec::new())
+        PooledVec(ManuallyDrop::new(Vec::new()))
     }
 
     #[inline]
@@ -48,28 +54,19 @@ impl<T: Pooled> PooledVec<T> {
     fn take_buffer(&mut self) {
         // During thread teardown the list may be gone: allocate instead.
         let reused = T::free_list().try_with(|l| l.borrow_mut().pop()).ok().flatten();
-        self.0 = reused.unwrap_or_else(|| Vec::with_capacity(T::FIRST_CAPACITY));
-    }
-
-    /// A copy, its buffer from the free list like any other.
-    pub(crate) fn copied(&self) -> PooledVec<T>
-    where
-        T: Copy,
-    {
-        let mut copy = PooledVec::new();
-        if !self.0.is_empty() {
-            copy.take_buffer();
-            copy.0.extend_from_slice(&self.0);
-        }
-        copy
+        *self.0 = reused.unwrap_or_else(|| Vec::with_capacity(T::FIRST_CAPACITY));
     }
 
     pub(crate) fn as_slice(&self) -> &[T] {
         &self.0
     }
 
+    // Out of line: a request's drop runs `drop` for vectors that never took
+    // a buffer (most requests capture no parameter), and that check alone
+    // should be all it costs them.
+    #[inline(never)]
     fn give_back(&mut self) {
-        let mut v = std::mem::take(&mut self.0);
+        let mut v = std::mem::take(&mut *self.0);
         if v.capacity() > T::KEEP_CAPACITY {
             return;
         }
@@ -100,7 +97,7 @@ impl<T: Pooled> Default for PooledVec<T> {
 
 impl<T: Pooled + PartialEq> PartialEq for PooledVec<T> {
     fn eq(&self, other: &PooledVec<T>) -> bool {
-        self.0 == other.0
+        *self.0 == *other.0
     }
 }
 

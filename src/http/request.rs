@@ -27,7 +27,7 @@ use bytes::Bytes;
 
 use super::body::BodyChannel;
 pub use super::head::Method;
-use super::head::{BodyKind, Fields, Head};
+use super::head::{BodyKind, FieldLines, Head};
 
 /// Captured route parameters: name and position in the head bytes.
 pub(crate) type Params = super::pool::PooledVec<Param>;
@@ -65,7 +65,8 @@ pub struct Request {
     method_pos: (u32, u32),
     target: (u32, u32),
     minor: u8,
-    fields: Fields,
+    /// Fields whose name has `_` were kept: `headers` shows them.
+    underscores: bool,
     params: Params,
     peer: SocketAddr,
     body: Body,
@@ -73,10 +74,6 @@ pub struct Request {
 }
 
 fn slice(head: &Bytes, (start, end): (u32, u32)) -> &[u8] {
-    &head[start as usize..end as usize]
-}
-
-fn slice16(head: &Bytes, (start, end): (u16, u16)) -> &[u8] {
     &head[start as usize..end as usize]
 }
 
@@ -94,7 +91,7 @@ impl Request {
             method_pos: head.method_pos,
             target: head.target,
             minor: head.minor,
-            fields: head.fields,
+            underscores: head.underscores,
             params: Params::new(),
             peer,
             body,
@@ -108,7 +105,7 @@ impl Request {
 
     /// The head of a request as a `Request` of its own, with no body and no
     /// route parameters: what the access log shows. Shares the head's
-    /// bytes; copies only its header positions.
+    /// bytes; copies nothing.
     pub(crate) fn head_view(head_bytes: &Bytes, head: &Head, peer: SocketAddr) -> Request {
         Request {
             head: head_bytes.clone(),
@@ -116,7 +113,7 @@ impl Request {
             method_pos: head.method_pos,
             target: head.target,
             minor: head.minor,
-            fields: head.fields.copied(),
+            underscores: head.underscores,
             params: Params::new(),
             peer,
             body: Body::Empty,
@@ -250,11 +247,17 @@ impl Request {
     }
 
     /// Every header, in order, as `(name, value)`.
+    ///
+    /// The fields are read again from the head's bytes on each call (the
+    /// parser checked every line, so this cannot go wrong): a handler that
+    /// asks for no header pays for none.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        self.fields
-            .as_slice()
-            .iter()
-            .map(|f| (as_str(slice16(&self.head, f.name)), slice16(&self.head, f.value)))
+        self.field_lines()
+            .map(|(name, value)| (as_str(&self.head[name]), &self.head[value]))
+    }
+
+    fn field_lines(&self) -> FieldLines<'_> {
+        FieldLines::new(&self.head, self.target.1 as usize, self.underscores)
     }
 
     /// The target as a slice of the head's bytes (no copy).
@@ -266,10 +269,8 @@ impl Request {
     /// Each header's name, and its value as a slice of the head's bytes.
     #[cfg(feature = "http-types")]
     pub(crate) fn header_slices(&self) -> impl Iterator<Item = (&[u8], Bytes)> {
-        self.fields.as_slice().iter().map(|f| {
-            let value = self.head.slice(f.value.0 as usize..f.value.1 as usize);
-            (slice16(&self.head, f.name), value)
-        })
+        self.field_lines()
+            .map(|(name, value)| (&self.head[name], self.head.slice(value)))
     }
 
     /// The peer's address.

@@ -18,9 +18,7 @@
 //! largest part of a request's instructions. Here each byte is looked at
 //! once, with one table load.
 
-use super::{
-    known, offset16, trim, FieldChecks, FieldPos, Head, HeadRules, Known, Method, MAX_HEADERS, MAX_METHOD_LEN,
-};
+use super::{known, trim, FieldChecks, Head, HeadRules, Known, Method, MAX_HEADERS, MAX_METHOD_LEN};
 
 /// A `tchar` (RFC 9110 §5.6.2) other than `_`: methods and field names.
 const TOKEN: u8 = 1;
@@ -128,18 +126,20 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     };
     let target = (target_start as u32, target_end as u32);
     let mut head = Head::new(0, method, (0, method_end as u32), target, minor);
+    head.underscores = rules.underscores;
     head.form = super::target_form(method, &buf[target_start..target_end]).ok()?;
 
     // Fields: name ":" OWS value OWS CRLF, until an empty line.
     let mut checks = FieldChecks::default();
     let mut at = version_end;
+    let mut fields = 0;
     loop {
         if buf.get(at..at + 2)? == b"\r\n" {
             head.len = at + 2;
             break;
         }
         let name_end = run(buf, at, TOKEN);
-        if name_end == at || buf.get(name_end) != Some(&b':') || head.fields.as_slice().len() == MAX_HEADERS {
+        if name_end == at || buf.get(name_end) != Some(&b':') || fields == MAX_HEADERS {
             return None;
         }
         let line_end = value_run(buf, name_end + 1);
@@ -148,11 +148,8 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         }
         let name = &buf[at..name_end];
         let value = trim(&buf[name_end + 1..line_end]);
-        // Fields are within `max_head` (at most 64 KiB): 16 bits hold them.
-        head.fields.push(FieldPos {
-            name: (at as u16, name_end as u16),
-            value: offset16(buf, value),
-        });
+        // Not kept: `FieldLines` finds the fields again when a handler asks.
+        fields += 1;
         // Most fields are none of the framing fields: skip the call.
         match known(name) {
             Known::Other => {}
