@@ -656,8 +656,17 @@ impl<T: Transport> Connection<T> {
 
     /// Adds what was queued since `before` to the request's access record
     /// (`status` with a response's head); `done` emits it.
+    ///
+    /// Inlined for its first check alone: with no access log (`before` is
+    /// `None`) a request should pay for that and no call.
+    #[inline(always)]
     fn access_queued(&mut self, before: Option<usize>, status: Option<u16>, done: bool, t: &Turn) {
-        let Some(before) = before else { return };
+        if let Some(before) = before {
+            self.access_record(before, status, done, t);
+        }
+    }
+
+    fn access_record(&mut self, before: usize, status: Option<u16>, done: bool, t: &Turn) {
         let Some(bufs) = self.io.bufs_mut() else { return };
         let queued = bufs.out.len() - before;
         let Some(record) = &mut bufs.access else { return };
