@@ -589,8 +589,8 @@ impl<T: Transport> Connection<T> {
                 RequestBody::Streaming(channel)
             }
         };
-        let req = Request::new(head_bytes, head, self.peer.get(), body);
-        match t.exchange.start(req, form) {
+        let mut req = Some(Request::new(head_bytes, head, self.peer.get(), body));
+        match t.exchange.start(&mut req, form) {
             Outcome::Respond(resp) => self.respond(resp, reply, t),
             Outcome::Panicked => {
                 log::warn!(target: "solo::http", "a handler panicked (request from {}): answered 500", self.peer.get());

@@ -104,7 +104,8 @@ pub(crate) enum Started {
 
 /// A route's handler with its slot free list, behind one object type.
 pub(crate) trait Endpoint {
-    fn start(&self, req: Request) -> Started;
+    /// Starts the handler on the request in `req`, which it takes.
+    fn start(&self, req: &mut Option<Request>) -> Started;
 }
 
 /// The endpoint of `handler`, with a free list of its own.
@@ -153,9 +154,10 @@ where
 }
 
 impl<H: Handler> Endpoint for Route<H> {
-    fn start(&self, req: Request) -> Started {
+    fn start(&self, req: &mut Option<Request>) -> Started {
         let slot = self.free.borrow_mut().pop();
         let mut slot = slot.unwrap_or_else(|| Box::pin(None));
+        let req = req.take().expect("a request to start on");
         slot.set(Some(self.handler.call(req)));
         // Polled outside any task: a handler that is not ready becomes a task,
         // which polls it again at once with the task's own waker (a future
