@@ -456,3 +456,23 @@ fn the_last_host_memo_answers_as_the_check_does() {
         );
     }
 }
+
+/// The memo's word-at-a-time compare, at every length it keeps: a value one
+/// byte off the remembered one (at any offset) is checked, not matched.
+#[test]
+fn the_last_host_memo_tells_apart_values_one_byte_off() {
+    for n in 1..=32 {
+        let host = "a".repeat(n);
+        assert!(fields::valid_host_cached(host.as_bytes()), "{host:?}");
+        assert!(fields::valid_host_cached(host.as_bytes()), "{host:?} again");
+        for at in 0..n {
+            let mut near = host.clone().into_bytes();
+            near[at] = b' ';
+            assert!(!fields::valid_host_cached(&near), "{n} bytes, a space at {at}");
+            // The memo still holds `host`: the invalid value was not kept.
+            assert!(fields::valid_host_cached(host.as_bytes()));
+        }
+        let longer = format!("{host} ");
+        assert!(!fields::valid_host_cached(longer.as_bytes()), "{n} bytes and a space");
+    }
+}
