@@ -6,12 +6,14 @@
 //! it.
 //!
 //! A handler's future is created inside a pinned slot that is reused: the
-//! slot is taken from a per-route free list, the future is written into it,
-//! polled once, and (if it finished) dropped in place and the slot returned.
+//! slot is the route's hot one (or, while that one is out with a pending
+//! handler, one from the route's free list), the future is written into it,
+//! polled once, and (if it finished) dropped in place and the slot kept as
+//! the hot one.
 //! Only a future that is still pending is handed over, slot and all, to a
 //! task: the slow path pays for its allocation, the fast path never does.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::io;
 use std::pin::Pin;
@@ -112,6 +114,7 @@ pub(crate) trait Endpoint {
 pub(crate) fn endpoint<H: Handler>(handler: H) -> Box<dyn Endpoint> {
     Box::new(Route {
         handler,
+        hot: Cell::new(None),
         free: Rc::new(RefCell::new(Vec::new())),
     })
 }
@@ -124,6 +127,11 @@ type Slot<F> = Pin<Box<Option<F>>>;
 
 struct Route<H: Handler> {
     handler: H,
+    /// The slot a handler that finishes on its first poll uses, taken and
+    /// put back with no borrow and no vector: nearly every request of a
+    /// route finishes so. `free` serves the rest (while `hot` is out with a
+    /// pending handler, or was never made).
+    hot: Cell<Option<Slot<H::Future>>>,
     free: Rc<RefCell<Vec<Slot<H::Future>>>>,
 }
 
@@ -155,8 +163,10 @@ where
 
 impl<H: Handler> Endpoint for Route<H> {
     fn start(&self, req: &mut Option<Request>) -> Started {
-        let slot = self.free.borrow_mut().pop();
-        let mut slot = slot.unwrap_or_else(|| Box::pin(None));
+        let mut slot = match self.hot.take() {
+            Some(slot) => slot,
+            None => self.free.borrow_mut().pop().unwrap_or_else(|| Box::pin(None)),
+        };
         let req = req.take().expect("a request to start on");
         slot.set(Some(self.handler.call(req)));
         // Polled outside any task: a handler that is not ready becomes a task,
@@ -168,10 +178,9 @@ impl<H: Handler> Endpoint for Route<H> {
         match poll {
             Poll::Ready(output) => {
                 slot.set(None);
-                let mut free = self.free.borrow_mut();
-                if free.len() < SLOTS_KEPT {
-                    free.push(slot);
-                }
+                // `hot` is empty: this call took it, or it was out already
+                // (were it not, the slot there would be dropped, not leaked).
+                self.hot.set(Some(slot));
                 Started::Ready(output.into_response())
             }
             Poll::Pending => Started::Pending(Box::pin(SlotFuture {
