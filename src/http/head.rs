@@ -314,6 +314,37 @@ fn has_byte_or_non_ascii(bytes: &[u8], needle: u8) -> bool {
     }
 }
 
+/// Whether `a` and `b` hold the same bytes, eight at a time: for the short
+/// strings compared on every request (the `Host` memo, a literal route's
+/// path), where a call to `memcmp` costs more than the compare. The last
+/// word overlaps the one before it, and 4 to 7 bytes are two overlapping
+/// halves, as in `has_byte_or_non_ascii`.
+#[inline]
+pub(crate) fn same_bytes(a: &[u8], b: &[u8]) -> bool {
+    let n = a.len();
+    if n != b.len() {
+        return false;
+    }
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    let half = |s: &[u8], at: usize| u32::from_le_bytes(s[at..at + 4].try_into().expect("4 bytes"));
+    if n >= 8 {
+        let mut at = 0;
+        while at + 8 < n {
+            if word(a, at) != word(b, at) {
+                return false;
+            }
+            at += 8;
+        }
+        word(a, n - 8) == word(b, n - 8)
+    } else if n >= 4 {
+        half(a, 0) == half(b, 0) && half(a, n - 4) == half(b, n - 4)
+    } else {
+        // Up to three bytes: a loop, which (unlike `==` on slices) is not a
+        // call.
+        a.iter().zip(b).all(|(x, y)| x == y)
+    }
+}
+
 /// Checks the request line of a head httparse refused for its version:
 /// 400 if the line is malformed (four parts, `HTTP/1`, `HTTP/01.1`,
 /// `http/1.1`), 505 if it is well formed with a major other than 1, and

@@ -6,6 +6,7 @@
 //! parameters are positions in the raw target; see `Request::param`).
 
 use super::handler::{endpoint, Endpoint, Handler};
+use super::head::same_bytes;
 use std::rc::Rc;
 
 use super::request::{Method, Param, Params};
@@ -125,7 +126,7 @@ impl Router {
         let same_len = self.by_len.get(path.len()).map_or(&[][..], Vec::as_slice);
         let literal = same_len.iter().copied().find(|&i| {
             let entry = &self.routes[i];
-            serves(entry) && entry.literal.as_deref().is_some_and(|l| l.as_bytes() == path)
+            serves(entry) && entry.literal.as_deref().is_some_and(|l| same_bytes(l.as_bytes(), path))
         });
         for &i in &self.patterns {
             if literal.is_some_and(|l| l < i) {

@@ -85,34 +85,13 @@ struct LastHost {
 const LAST_HOST_MAX: usize = 32;
 
 impl LastHost {
-    /// `v == self.bytes[..self.len]`, a word at a time: the last word
-    /// overlaps the one before it and 4 to 7 bytes are two overlapping
-    /// halves, so there is no byte loop (and no call to `memcmp`, which cost
-    /// more than the compare itself on a `Host` this short).
+    /// Whether `v` is the value kept: compared as `same_bytes` does, a word
+    /// at a time (a call to `memcmp` cost more than the compare itself on a
+    /// `Host` this short).
     #[inline]
     fn holds(&self, v: &[u8]) -> bool {
-        let n = v.len();
-        if n != self.len {
-            return false;
-        }
-        debug_assert!(n <= LAST_HOST_MAX);
-        let kept = &self.bytes[..n];
-        let word = |b: &[u8], at: usize| u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"));
-        let half = |b: &[u8], at: usize| u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"));
-        if n >= 8 {
-            let mut at = 0;
-            while at + 8 < n {
-                if word(v, at) != word(kept, at) {
-                    return false;
-                }
-                at += 8;
-            }
-            word(v, n - 8) == word(kept, n - 8)
-        } else if n >= 4 {
-            half(v, 0) == half(kept, 0) && half(v, n - 4) == half(kept, n - 4)
-        } else {
-            v == kept
-        }
+        debug_assert!(self.len <= LAST_HOST_MAX);
+        super::same_bytes(v, &self.bytes[..self.len])
     }
 }
 

@@ -476,3 +476,24 @@ fn the_last_host_memo_tells_apart_values_one_byte_off() {
         assert!(!fields::valid_host_cached(longer.as_bytes()), "{n} bytes and a space");
     }
 }
+
+/// `same_bytes` against `==`, at every length up to 40 (the word, half and
+/// byte paths and the overlapping last word), with one byte changed at every
+/// offset.
+#[test]
+fn same_bytes_agrees_with_slice_equality() {
+    for n in 0..=40usize {
+        let a: Vec<u8> = (0..n).map(|i| (i * 37 % 251) as u8).collect();
+        assert!(super::same_bytes(&a, &a.clone()), "{n} bytes");
+        assert!(
+            !super::same_bytes(&a, &a[..n.saturating_sub(1)]) || n == 0,
+            "{n} and {} bytes",
+            n - 1
+        );
+        for at in 0..n {
+            let mut b = a.clone();
+            b[at] ^= 0x20;
+            assert!(!super::same_bytes(&a, &b), "{n} bytes, differing at {at}");
+        }
+    }
+}
