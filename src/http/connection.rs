@@ -589,6 +589,11 @@ impl<T: Transport> Connection<T> {
                 RequestBody::Streaming(channel)
             }
         };
+        // Lent to the exchange, which hands it to the handler. A request no
+        // handler took (a hook answered, or no route) is dropped when this
+        // returns, after its answer is queued: its body (if streaming) is
+        // abandoned then, before any more of it is read. Dropping it before
+        // `respond` instead cost 22 instructions a request (callgrind).
         let mut req = Some(Request::new(head_bytes, head, self.peer.get(), body));
         match t.exchange.start(&mut req, form) {
             Outcome::Respond(resp) => self.respond(resp, reply, t),
