@@ -145,7 +145,12 @@ impl Iterator for FieldLines<'_> {
     fn next(&mut self) -> Option<Self::Item> {
         loop {
             let rest = self.bytes.get(self.at..)?;
-            let line_len = rest.iter().position(|&b| b == b'\r')?;
+            // A checked head's every line ends with CR LF, and it ends with an
+            // empty line: running out of either means the invariant broke.
+            let Some(line_len) = rest.iter().position(|&b| b == b'\r') else {
+                debug_assert!(false, "a head without its empty line");
+                return None;
+            };
             if line_len == 0 {
                 // The empty line: the head's end.
                 self.at = self.bytes.len();
@@ -154,7 +159,10 @@ impl Iterator for FieldLines<'_> {
             let line = &rest[..line_len];
             let start = self.at;
             self.at += line_len + 2;
-            let colon = line.iter().position(|&b| b == b':')?;
+            let Some(colon) = line.iter().position(|&b| b == b':') else {
+                debug_assert!(false, "a field line without a colon");
+                return None;
+            };
             let name = &line[..colon];
             if !self.underscores && name.contains(&b'_') {
                 continue;

@@ -1,8 +1,7 @@
 //! Vectors that go back to a per-thread free list when dropped, so the small
-//! collections a request carries (its route parameters) cost no
-//! allocation once the server is warm, and a `Request`
-//! stays small enough to move cheaply (inline arrays made every move of it
-//! copy their whole capacity).
+//! collections a request carries (its route parameters) cost no allocation
+//! once the server is warm, and a `Request` stays small enough to move
+//! cheaply (inline arrays made every move of it copy their whole capacity).
 //!
 //! Must never: hand a vector to another thread (each kind has one free list
 //! per thread, and requests never leave theirs: they hold `Rc`s), keep more
