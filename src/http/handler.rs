@@ -100,14 +100,16 @@ where
 
 /// The result of starting a handler.
 pub(crate) enum Started {
-    Ready(Response),
+    /// The response is in the slot `start` was given.
+    Ready,
     Pending(Pin<Box<dyn Future<Output = Response>>>),
 }
 
 /// A route's handler with its slot free list, behind one object type.
 pub(crate) trait Endpoint {
-    /// Starts the handler on the request in `req`, which it takes.
-    fn start(&self, req: &mut Option<Request>) -> Started;
+    /// Starts the handler on the request in `req`, which it takes; a
+    /// handler done at once leaves its response in `resp`.
+    fn start(&self, req: &mut Option<Request>, resp: &mut Option<Response>) -> Started;
 }
 
 /// The endpoint of `handler`, with a free list of its own.
@@ -162,7 +164,7 @@ where
 }
 
 impl<H: Handler> Endpoint for Route<H> {
-    fn start(&self, req: &mut Option<Request>) -> Started {
+    fn start(&self, req: &mut Option<Request>, resp: &mut Option<Response>) -> Started {
         let mut slot = match self.hot.take() {
             Some(slot) => slot,
             None => self.free.borrow_mut().pop().unwrap_or_else(|| Box::pin(None)),
@@ -181,7 +183,8 @@ impl<H: Handler> Endpoint for Route<H> {
                 // `hot` is empty: this call took it, or it was out already
                 // (were it not, the slot there would be dropped, not leaked).
                 self.hot.set(Some(slot));
-                Started::Ready(output.into_response())
+                *resp = Some(output.into_response());
+                Started::Ready
             }
             Poll::Pending => Started::Pending(Box::pin(SlotFuture {
                 slot: Some(slot),
