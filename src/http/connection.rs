@@ -58,7 +58,8 @@ use super::body::{BodyChannel, BodyError, BodyReader};
 use super::config::Config;
 use super::exchange::{self, Exchange, Outcome, PendingHandler, Reply};
 use super::head::{self, BodyKind, Head, Method};
-use super::io::{BufferPool, Io, Peer, Transport};
+use super::io::{BufferPool, Io, Transport};
+use super::peer::Peer;
 use super::phase::{timeout_ms, Deadline, Phase};
 use super::request::{Body as RequestBody, Request};
 use super::stats::add;
@@ -557,7 +558,7 @@ impl<T: Transport> Connection<T> {
         let head_bytes = bufs.read.split_to(head.len).freeze();
         if !t.exchange.access_log.is_empty() {
             debug_assert!(bufs.access.is_none(), "an access record left from the previous request");
-            let view = Request::head_view(&head_bytes, &head, self.peer.get());
+            let view = Request::head_view(&head_bytes, &head, self.peer.clone());
             bufs.access = Some(Box::new(AccessPending::new(view, head.len, t.now)));
         }
         if bufs.batch_start.is_none() {
@@ -586,17 +587,16 @@ impl<T: Transport> Connection<T> {
                     t.exchange.write_continue(&mut bufs.out);
                 }
                 self.body = Some(Box::new(BodyReader::new(kind, config.max_body, Some(channel.clone()))));
-                RequestBody::Streaming(channel)
+                RequestBody::Streaming(channel, kind.declared_length())
             }
         };
         // Lent to the handler. One no handler took is dropped on return, before
         // more body is read (earlier, before `respond`, cost 22 instructions).
-        let mut req = Some(Request::new(head_bytes, head, self.peer.get(), body));
+        let mut req = Some(Request::new(head_bytes, head, self.peer.clone(), body));
         let mut resp = None;
         match (t.exchange.start(&mut req, &mut resp, form), resp.as_mut()) {
             (Outcome::Respond, Some(resp)) => self.respond(resp, reply, t),
-            // A response promised and not given is a handler's fault too
-            // (`start` asserts it cannot happen).
+            // An empty slot (`start` asserts it cannot be) is answered as a panic.
             (Outcome::Panicked, _) | (Outcome::Respond, None) => {
                 log::warn!(target: "solo::http", "a handler panicked (request from {}): answered 500", self.peer.get());
                 self.abandon_body();

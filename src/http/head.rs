@@ -182,6 +182,17 @@ pub(crate) enum BodyKind {
     Chunked,
 }
 
+impl BodyKind {
+    /// What `Request::content_length` says of it: `None` for chunked.
+    pub(crate) fn declared_length(self) -> Option<u64> {
+        match self {
+            BodyKind::None => Some(0),
+            BodyKind::Length(n) => Some(n),
+            BodyKind::Chunked => None,
+        }
+    }
+}
+
 /// The form of the request target (RFC 9112 §3.2).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum TargetForm {
@@ -199,8 +210,10 @@ pub(crate) struct Head {
     /// Bytes the head occupies, final empty line included.
     pub(crate) len: usize,
     pub(crate) method: Method,
-    pub(crate) method_pos: (u32, u32),
-    pub(crate) target: (u32, u32),
+    /// Positions in the head's bytes, which are at most `MAX_HEAD_LIMIT`
+    /// (64 KiB) long: 16 bits each.
+    pub(crate) method_pos: (u16, u16),
+    pub(crate) target: (u16, u16),
     pub(crate) form: TargetForm,
     /// HTTP/1.x minor version as served: 0 or 1 (1.2 and later are 1).
     pub(crate) minor: u8,
@@ -266,8 +279,8 @@ fn offset(base: &[u8], part: &[u8]) -> (u32, u32) {
     (start as u32, (start + part.len()) as u32)
 }
 
-/// `offset` for header fields, which lie within the first 64 KiB: `len` was
-/// checked against `max_head` (at most `MAX_HEAD_LIMIT`) before fields are read.
+/// `offset` for a head's parts, which lie within its first 64 KiB: `len` was
+/// checked against `max_head` (at most `MAX_HEAD_LIMIT`) before they are read.
 fn offset16(base: &[u8], part: &[u8]) -> (u16, u16) {
     let (start, end) = offset(base, part);
     (start as u16, end as u16)
@@ -571,7 +584,7 @@ fn validate_head(
     if has_byte_or_non_ascii(target, b'#') {
         return Err(HeadError::Bad("invalid byte in request target"));
     }
-    let mut head = Head::new(len, method, offset(buf, method_str), offset(buf, target), minor);
+    let mut head = Head::new(len, method, offset16(buf, method_str), offset16(buf, target), minor);
     head.underscores = rules.underscores;
     head.form = target_form(method, target)?;
     let mut checks = FieldChecks::default();
@@ -604,7 +617,7 @@ impl Head {
     }
 
     /// A head with no fields yet: no body, the version's default persistence.
-    fn new(len: usize, method: Method, method_pos: (u32, u32), target: (u32, u32), minor: u8) -> Head {
+    fn new(len: usize, method: Method, method_pos: (u16, u16), target: (u16, u16), minor: u8) -> Head {
         Head {
             len,
             method,

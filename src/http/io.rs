@@ -477,29 +477,6 @@ impl<T: Transport> Io<T> {
     }
 }
 
-/// The peer's address, in 16 bytes: IPv4 inline, IPv6 (rare on the hot
-/// path, and 28 bytes) boxed.
-pub(crate) enum Peer {
-    V4(std::net::SocketAddrV4),
-    V6(Box<std::net::SocketAddrV6>),
-}
-
-impl Peer {
-    pub(crate) fn new(addr: std::net::SocketAddr) -> Peer {
-        match addr {
-            std::net::SocketAddr::V4(a) => Peer::V4(a),
-            std::net::SocketAddr::V6(a) => Peer::V6(Box::new(a)),
-        }
-    }
-
-    pub(crate) fn get(&self) -> std::net::SocketAddr {
-        match self {
-            Peer::V4(a) => std::net::SocketAddr::V4(*a),
-            Peer::V6(a) => std::net::SocketAddr::V6(**a),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

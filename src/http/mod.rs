@@ -48,6 +48,7 @@ mod head;
 #[cfg(feature = "http-types")]
 pub mod interop;
 mod io;
+mod peer;
 mod phase;
 mod pool;
 pub mod prometheus;

@@ -129,8 +129,9 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         HTTP_1_0 => 0,
         _ => return None,
     };
-    let target = (target_start as u32, target_end as u32);
-    let mut head = Head::new(0, method, (0, method_end as u32), target, minor);
+    // Within `max_head`, at most `MAX_HEAD_LIMIT`: 16 bits suffice.
+    let target = (target_start as u16, target_end as u16);
+    let mut head = Head::new(0, method, (0, method_end as u16), target, minor);
     head.underscores = rules.underscores;
     head.form = super::target_form(method, &buf[target_start..target_end]).ok()?;
 
