@@ -25,7 +25,7 @@ use super::head::TargetForm;
 use super::io::{Buffers, Output};
 use super::request::Request;
 use super::response::{self, Body, Framing, HeadCache, Response};
-use super::router::{Routed, Router};
+use super::router::{Router, Unrouted};
 use super::stats::{add, Counters};
 use super::upgrade::OnUpgrade;
 use crate::sync::mpsc;
@@ -145,27 +145,14 @@ impl Exchange {
             }
         }
         if form == TargetForm::Asterisk {
-            // `OPTIONS *`: the server's own capabilities (RFC 9110 §9.3.7).
-            *resp = Some(Response::status(204).header("Allow", self.router.allow_all()));
+            *resp = Some(self.options_asterisk());
             return Outcome::Respond;
         }
         let (path, path_start) = req.path_in_head();
         let (endpoint, params) = match self.router.route(req.method(), path, path_start) {
-            Routed::Found(endpoint, params) => (endpoint, params),
-            Routed::NotFound => {
-                *resp = Some(Response::text("Not Found").with_status(404));
-                return Outcome::Respond;
-            }
-            Routed::MethodNotAllowed(allow) => {
-                *resp = Some(
-                    Response::text("Method Not Allowed")
-                        .with_status(405)
-                        .header("Allow", allow),
-                );
-                return Outcome::Respond;
-            }
-            Routed::Options(allow) => {
-                *resp = Some(Response::status(204).header("Allow", allow));
+            Ok(routed) => routed,
+            Err(unrouted) => {
+                *resp = Some(answer_unrouted(unrouted));
                 return Outcome::Respond;
             }
         };
@@ -193,6 +180,14 @@ impl Exchange {
                 Outcome::Panicked
             }
         }
+    }
+
+    /// `OPTIONS *`: the server's own capabilities (RFC 9110 §9.3.7). Out of
+    /// line, as `answer_unrouted` is: rare answers kept out of `start`'s
+    /// frame.
+    #[cold]
+    fn options_asterisk(&self) -> Response {
+        Response::status(204).header("Allow", self.router.allow_all())
     }
 
     /// A handler that was `Pending` finished or was abandoned.
@@ -286,6 +281,19 @@ impl Exchange {
     pub(crate) fn write_continue(&self, out: &mut Output) {
         out.buf.put_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
         self.counters.response(100);
+    }
+}
+
+/// The answer where no route serves a request: 404, 405 with the methods
+/// the path has, or `OPTIONS` on a path.
+#[cold]
+fn answer_unrouted(unrouted: Unrouted) -> Response {
+    match unrouted {
+        Unrouted::NotFound => Response::text("Not Found").with_status(404),
+        Unrouted::MethodNotAllowed(allow) => Response::text("Method Not Allowed")
+            .with_status(405)
+            .header("Allow", allow),
+        Unrouted::Options(allow) => Response::status(204).header("Allow", allow),
     }
 }
 

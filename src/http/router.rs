@@ -52,9 +52,8 @@ pub(crate) struct Router {
     patterns: Vec<usize>,
 }
 
-/// The outcome of routing one request.
-pub(crate) enum Routed<'a> {
-    Found(&'a dyn Endpoint, Params),
+/// Why no route serves a request (`Router::route`'s error).
+pub(crate) enum Unrouted {
     NotFound,
     /// The path exists for other methods: 405 with this `Allow` value.
     MethodNotAllowed(String),
@@ -120,7 +119,12 @@ impl Router {
     /// the method wins: the first route without parameters of the path's
     /// length that does, unless a route with parameters registered before
     /// it does too.
-    pub(crate) fn route(&self, method: Method, path: &[u8], path_start: u32) -> Routed<'_> {
+    pub(crate) fn route(
+        &self,
+        method: Method,
+        path: &[u8],
+        path_start: u32,
+    ) -> Result<(&dyn Endpoint, Params), Unrouted> {
         let lookup = if method == Method::Head { Method::Get } else { method };
         let serves = |entry: &Entry| entry.method == lookup || entry.method == method;
         let same_len = self.by_len.get(path.len()).map_or(&[][..], Vec::as_slice);
@@ -135,20 +139,20 @@ impl Router {
             let entry = &self.routes[i];
             if serves(entry) {
                 if let Some(params) = match_path(&entry.pattern, path, path_start) {
-                    return Routed::Found(&*entry.endpoint, params);
+                    return Ok((&*entry.endpoint, params));
                 }
             }
         }
         if let Some(i) = literal {
-            return Routed::Found(&*self.routes[i].endpoint, Params::new());
+            return Ok((&*self.routes[i].endpoint, Params::new()));
         }
-        self.not_routed(method, path, path_start)
+        Err(self.not_routed(method, path, path_start))
     }
 
     /// No route serves the method at `path`: 404, or the methods that the
     /// path is routed for (in the order of registration).
     #[cold]
-    fn not_routed(&self, method: Method, path: &[u8], path_start: u32) -> Routed<'_> {
+    fn not_routed(&self, method: Method, path: &[u8], path_start: u32) -> Unrouted {
         let mut allowed: Vec<Method> = Vec::new();
         for entry in &self.routes {
             if entry.matches(path, path_start).is_some() {
@@ -156,15 +160,15 @@ impl Router {
             }
         }
         if allowed.is_empty() {
-            return Routed::NotFound;
+            return Unrouted::NotFound;
         }
         let allow = allow_value(allowed);
         if method == Method::Options {
             // No OPTIONS route of its own: the server answers for the path
             // (RFC 9110 §9.3.7).
-            Routed::Options(allow)
+            Unrouted::Options(allow)
         } else {
-            Routed::MethodNotAllowed(allow)
+            Unrouted::MethodNotAllowed(allow)
         }
     }
 
@@ -322,10 +326,10 @@ mod tests {
                     (e.method == lookup || e.method == method) && e.matches(path.as_bytes(), 0).is_some()
                 });
                 let found = match r.route(method, path.as_bytes(), 0) {
-                    Routed::Found(endpoint, _) => r.routes.iter().position(|e| {
+                    Ok((endpoint, _)) => r.routes.iter().position(|e| {
                         std::ptr::addr_eq(&*e.endpoint as *const dyn Endpoint, endpoint as *const dyn Endpoint)
                     }),
-                    _ => None,
+                    Err(_) => None,
                 };
                 assert_eq!(found, scanned, "{method} {path}");
             }
@@ -339,14 +343,14 @@ mod tests {
         r.add(Method::Post, "/a", |_req: super::super::request::Request| async { "a" });
         r.add(Method::Post, "/b", |_req: super::super::request::Request| async { "b" });
         match r.route(Method::Put, b"/a", 0) {
-            Routed::MethodNotAllowed(allow) => assert_eq!(allow, "GET, POST, HEAD, OPTIONS"),
+            Err(Unrouted::MethodNotAllowed(allow)) => assert_eq!(allow, "GET, POST, HEAD, OPTIONS"),
             _ => panic!("expected 405"),
         }
         match r.route(Method::Options, b"/b", 0) {
-            Routed::Options(allow) => assert_eq!(allow, "POST, OPTIONS"),
+            Err(Unrouted::Options(allow)) => assert_eq!(allow, "POST, OPTIONS"),
             _ => panic!("expected OPTIONS"),
         }
-        assert!(matches!(r.route(Method::Options, b"/c", 0), Routed::NotFound));
+        assert!(matches!(r.route(Method::Options, b"/c", 0), Err(Unrouted::NotFound)));
         assert_eq!(r.allow_all(), "GET, POST, HEAD, OPTIONS");
     }
 
