@@ -210,7 +210,47 @@ impl Exchange {
             let taken = std::mem::replace(resp, Response::status(200));
             *resp = self.after.iter().fold(taken, |r, hook| hook(r));
         }
-        let mut body = resp.take_body();
+        let written = match resp.take_body() {
+            Body::Full(bytes) => self.write_full(&mut bufs.out, resp, bytes, reply),
+            body => self.write_other(&mut bufs.out, resp, body, reply),
+        };
+        bufs.batch_len += 1;
+        written
+    }
+
+    /// `write` for a body known up front, nearly every response: its head
+    /// from the cache when it repeats the last one.
+    #[inline]
+    fn write_full(&self, out: &mut Output, resp: &Response, bytes: Bytes, reply: Reply) -> Written {
+        let status = resp.status_code();
+        let close = !reply.keep_alive || resp.closes_connection();
+        let date = self.date.borrow();
+        self.counters.response(status);
+        self.head_cache.borrow_mut().write(
+            resp,
+            &mut out.buf,
+            date.line(),
+            date.second(),
+            Framing::Length(bytes.len() as u64),
+            close,
+            reply.minor,
+        );
+        if response::has_body(status) && !reply.head_only {
+            out.push_body(bytes);
+        }
+        Written {
+            status,
+            close,
+            stream: None,
+            upgrade: None,
+        }
+    }
+
+    /// `write` for the other bodies: none, a stream, an upgrade. Out of
+    /// line, so that `write_full` is not laid out around them.
+    #[inline(never)]
+    fn write_other(&self, out: &mut Output, resp: &mut Response, mut body: Body, reply: Reply) -> Written {
+        debug_assert!(!matches!(body, Body::Full(_)), "write_full writes those");
         let refused_upgrade = reply.minor == 0 && matches!(body, Body::Upgrade(_));
         if refused_upgrade {
             // RFC 9110 §7.8: an HTTP/1.0 request's Upgrade must be ignored,
@@ -227,7 +267,6 @@ impl Exchange {
             || (reply.minor == 0 && matches!(body, Body::Stream(_)));
         let date = self.date.borrow();
         let with_body = response::has_body(status) && !reply.head_only;
-        let out = &mut bufs.out;
         self.counters.response(status);
         let mut upgrade = None;
         let stream = match body {
@@ -237,25 +276,17 @@ impl Exchange {
                 upgrade = Some(up.0);
                 None
             }
-            Body::Empty => {
-                resp.write_head(&mut out.buf, date.line(), Framing::Length(0), close, reply.minor);
-                None
-            }
             Body::Full(bytes) => {
+                // Only through `error`'s text, which is `write_full`'s kind.
                 let framing = Framing::Length(bytes.len() as u64);
-                let mut cache = self.head_cache.borrow_mut();
-                cache.write(
-                    resp,
-                    &mut out.buf,
-                    date.line(),
-                    date.second(),
-                    framing,
-                    close,
-                    reply.minor,
-                );
+                resp.write_head(&mut out.buf, date.line(), framing, close, reply.minor);
                 if with_body {
                     out.push_body(bytes);
                 }
+                None
+            }
+            Body::Empty => {
+                resp.write_head(&mut out.buf, date.line(), Framing::Length(0), close, reply.minor);
                 None
             }
             Body::Stream(rx) => {
@@ -268,7 +299,6 @@ impl Exchange {
                 with_body.then_some(rx)
             }
         };
-        bufs.batch_len += 1;
         Written {
             status,
             close: close && upgrade.is_none(),
