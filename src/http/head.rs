@@ -635,7 +635,7 @@ impl Head {
 
 /// The form of a request target whose bytes are already known to be valid
 /// (RFC 9112 §3.2).
-#[inline]
+#[inline(always)]
 fn target_form(method: Method, target: &[u8]) -> Result<TargetForm, HeadError> {
     match target.first() {
         Some(b'/') => Ok(TargetForm::Origin),

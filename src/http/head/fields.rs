@@ -196,7 +196,7 @@ pub(super) fn token_is(name: &[u8], lower: &[u8]) -> bool {
     }
 }
 
-#[inline]
+#[inline(always)]
 pub(super) fn known(name: &[u8]) -> Known {
     let is = |s: &[u8]| token_is(name, s);
     match name.len() {
