@@ -216,6 +216,13 @@ impl Output {
     }
 
     fn advance(&mut self, mut n: usize) {
+        if self.queue.is_empty() && n == self.buf.len() {
+            // All written, the common case: the buffer starts over where it
+            // began (advancing would move its start, and leave the room
+            // before it to be reclaimed on the next write).
+            self.buf.clear();
+            return;
+        }
         while n > 0 {
             match self.queue.front_mut() {
                 Some(front) => {
