@@ -151,11 +151,8 @@ pub(crate) trait TimerTarget {
 pub(crate) struct Core {
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerWheel<Expiry>>,
+    /// The reactor's origin: ticks and the loop's times count from it.
     start: Instant,
-    /// The last instant `tick_at` converted, with its tick: a turn converts
-    /// the poll's return time several times (timers, connections), and the
-    /// conversion is a few dozen instructions.
-    last_tick: Cell<(Instant, u64)>,
     run_queue: RefCell<VecDeque<TaskRef>>,
     tasks: RefCell<Slab<TaskRef>>,
     pub(crate) shared: Arc<Shared>,
@@ -186,13 +183,12 @@ impl Core {
     /// The tick of `instant`: milliseconds since the runtime started, rounded
     /// down (a timer whose tick is at or before it is due).
     pub(crate) fn tick_at(&self, instant: Instant) -> u64 {
-        let (last, tick) = self.last_tick.get();
-        if instant == last {
-            return tick;
+        // Nearly always the turn's clock (timers, connections), converted
+        // once per turn by the reactor: the same count, from the same origin.
+        if instant == self.reactor.now() {
+            return self.reactor.now_ns() / 1_000_000;
         }
-        let tick = instant.saturating_duration_since(self.start).as_millis() as u64;
-        self.last_tick.set((instant, tick));
-        tick
+        instant.saturating_duration_since(self.start).as_millis() as u64
     }
 
     /// The tick of `deadline`, rounded up so that a timer never fires early.
@@ -261,6 +257,9 @@ impl Core {
                 expired.push(expiry);
             }
         }
+        if expired.is_empty() {
+            return; // most turns: no drain to set up and tear down
+        }
         self.timers_fired.set(self.timers_fired.get() + expired.len() as u64);
         // Run outside the wheel's borrow: wakers and targets may set timers.
         for expiry in expired.drain(..) {
@@ -280,15 +279,21 @@ impl Core {
     }
 
     /// How long the next poll may block: zero when anything can run now.
-    fn poll_timeout(&self, main_woken: &AtomicBool) -> Option<Duration> {
+    /// With it, the clock read it was computed from (nanoseconds since
+    /// `start`), if one was made: when the poll starts waiting.
+    fn poll_timeout(&self, main_woken: &AtomicBool) -> (Option<Duration>, Option<u64>) {
         if !self.run_queue.borrow().is_empty()
             || main_woken.load(Ordering::Acquire)
             || self.shared.notified.load(Ordering::Acquire)
         {
-            return Some(Duration::ZERO);
+            return (Some(Duration::ZERO), None);
         }
-        let next = self.timers.borrow().next_expiration()?;
-        Some((self.start + Duration::from_millis(next)).saturating_duration_since(Instant::now()))
+        let Some(next) = self.timers.borrow().next_expiration() else {
+            return (None, None);
+        };
+        let now_ns = self.reactor.counters.time.ns(Instant::now());
+        let due_ns = next.saturating_mul(1_000_000);
+        (Some(Duration::from_nanos(due_ns.saturating_sub(now_ns))), Some(now_ns))
     }
 
     fn block_on<F: Future>(&self, future: F) -> F::Output {
@@ -308,8 +313,8 @@ impl Core {
                 }
             }
             self.run_tasks();
-            let timeout = self.poll_timeout(&main.woken);
-            if let Err(e) = self.reactor.turn(timeout) {
+            let (timeout, read_ns) = self.poll_timeout(&main.woken);
+            if let Err(e) = self.reactor.turn_from(timeout, read_ns) {
                 // The poll descriptor itself failed (EBADF, ENOMEM...): there
                 // is no loop left to run.
                 panic!("solo: polling for events failed: {e}");
@@ -498,13 +503,12 @@ impl Runtime {
             notified: AtomicBool::new(false),
             waker,
         });
-        let start = Instant::now();
+        let start = reactor.origin();
         Ok(Runtime {
             core: Rc::new(Core {
                 reactor,
                 timers: RefCell::new(TimerWheel::new()),
                 start,
-                last_tick: Cell::new((start, 0)),
                 run_queue: RefCell::new(VecDeque::new()),
                 tasks: RefCell::new(Slab::new()),
                 shared,

@@ -152,12 +152,14 @@ pub(crate) struct ReactorCounters {
 /// else: dispatching, timers, tasks, and the poll calls that do not block).
 ///
 /// Measured with the clock read `turn` makes after every poll anyway, plus
-/// one read before a poll that may block: never before a non-blocking one,
-/// so a saturated loop (which polls with a zero timeout) pays no extra clock
-/// read, and a loop about to sleep does not mind one.
+/// one read before a poll that may block (the executor's, which computed
+/// the poll's timeout from it, when a timer is set): never before a
+/// non-blocking one, so a saturated loop (which polls with a zero timeout)
+/// pays no extra clock read, and a loop about to sleep does not mind one.
 ///
-/// Times are kept as nanoseconds since `origin`: each poll converts its two
-/// instants once, and the rest is integer arithmetic.
+/// Times are kept as nanoseconds since `origin`, which is also where the
+/// timer wheel's ticks count from: the reactor converts each poll's return
+/// once, for the counters and the wheel, and the rest is integer arithmetic.
 pub(crate) struct LoopTime {
     origin: Instant,
     pub(crate) busy_ns: Cell<u64>,
@@ -203,7 +205,7 @@ impl Default for LoopTime {
 
 impl LoopTime {
     /// `at` in nanoseconds since `origin` (0 before it).
-    fn ns(&self, at: Instant) -> u64 {
+    pub(crate) fn ns(&self, at: Instant) -> u64 {
         at.saturating_duration_since(self.origin).as_nanos() as u64
     }
 
@@ -227,10 +229,9 @@ impl LoopTime {
     }
 
     /// A poll that started waiting at `wait_start` (`None`: it could not
-    /// block) returned at `now`.
-    fn record(&self, wait_start: Option<Instant>, now: Instant) {
-        let now = self.ns(now);
-        let wait_start = wait_start.map(|w| self.ns(w).min(now));
+    /// block) returned at `now`, both in nanoseconds since `origin`.
+    fn record(&self, wait_start: Option<u64>, now: u64) {
+        let wait_start = wait_start.map(|w| w.min(now));
         if let Some(prev) = self.last_return.replace(Some(now)) {
             let busy = wait_start.unwrap_or(now).saturating_sub(prev);
             self.busy_ns.set(self.busy_ns.get() + busy);
@@ -269,6 +270,10 @@ pub(crate) struct Reactor {
     /// When the latest poll returned: one clock read per turn, shared by
     /// everything dispatched in it and by the timers fired after it.
     now: Cell<Instant>,
+    /// `now` in nanoseconds since the loop's origin, converted once per
+    /// turn (a conversion is a few dozen instructions; the loop's time
+    /// counters and the timer wheel's tick both need it).
+    now_ns: Cell<u64>,
     pub(crate) counters: ReactorCounters,
 }
 
@@ -276,6 +281,9 @@ impl Reactor {
     pub(crate) fn new() -> io::Result<Reactor> {
         let poll = mio::Poll::new()?;
         let registry = poll.registry().try_clone()?;
+        let counters = ReactorCounters::default();
+        let now = Instant::now();
+        let now_ns = counters.time.ns(now);
         Ok(Reactor {
             poll: RefCell::new(poll),
             events: RefCell::new(Events::with_capacity(EVENTS_CAPACITY)),
@@ -284,8 +292,9 @@ impl Reactor {
             dispatching: Cell::new(false),
             released: RefCell::new(Vec::new()),
             again: RefCell::new(Vec::new()),
-            now: Cell::new(Instant::now()),
-            counters: ReactorCounters::default(),
+            now: Cell::new(now),
+            now_ns: Cell::new(now_ns),
+            counters,
         })
     }
 
@@ -295,10 +304,21 @@ impl Reactor {
         self.now.get()
     }
 
+    /// `now` in nanoseconds since `origin`.
+    pub(crate) fn now_ns(&self) -> u64 {
+        self.now_ns.get()
+    }
+
+    /// The instant the loop's times count from (the runtime's start).
+    pub(crate) fn origin(&self) -> Instant {
+        self.counters.time.origin
+    }
+
     /// Reads the clock into `now`; `turn` does it once per poll.
     pub(crate) fn refresh_now(&self) -> Instant {
         let now = Instant::now();
         self.now.set(now);
+        self.now_ns.set(self.counters.time.ns(now));
         now
     }
 
@@ -419,6 +439,13 @@ impl Reactor {
     /// Waits for events (up to `timeout`; `None` blocks) and dispatches them.
     /// Returns how many events were dispatched.
     pub(crate) fn turn(&self, timeout: Option<Duration>) -> io::Result<usize> {
+        self.turn_from(timeout, None)
+    }
+
+    /// `turn`, told when the clock was last read (`read_ns`, nanoseconds
+    /// since `origin`): the executor reads it to compute `timeout`, and a
+    /// poll that may block starts waiting then, with no second read.
+    pub(crate) fn turn_from(&self, timeout: Option<Duration>, read_ns: Option<u64>) -> io::Result<usize> {
         let timeout = if self.has_pending_dispatch() {
             Some(Duration::ZERO)
         } else {
@@ -429,10 +456,11 @@ impl Reactor {
             self.counters.blocking_polls.set(self.counters.blocking_polls.get() + 1);
         }
         let mut events = self.events.borrow_mut();
-        let wait_start = (timeout != Some(Duration::ZERO)).then(Instant::now);
+        let wait_start =
+            (timeout != Some(Duration::ZERO)).then(|| read_ns.unwrap_or_else(|| self.counters.time.ns(Instant::now())));
         let polled = self.poll.borrow_mut().poll(&mut events, timeout);
-        let now = self.refresh_now();
-        self.counters.time.record(wait_start, now);
+        self.refresh_now();
+        self.counters.time.record(wait_start, self.now_ns.get());
         match polled {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::Interrupted => return Ok(0),
