@@ -558,6 +558,45 @@ fn middleware_runs_before_and_after() {
     );
 }
 
+/// A hook is application code, as a handler is: one that panics is
+/// answered 500 with a close, counted, and the server goes on serving.
+#[test]
+fn a_panicking_hook_gets_500_and_server_lives() {
+    let (tx, rx) = mpsc::channel();
+    let server = start_with(move || {
+        let server = Server::bind("127.0.0.1:0").unwrap();
+        let stats = server.stats_handle();
+        let tx = std::sync::Mutex::new(tx);
+        server
+            .before(|req: &mut Request| {
+                assert!(req.path() != "/before", "a before hook fails");
+                None
+            })
+            .after(|resp: Response| {
+                assert!(resp.status_code() != 404, "an after hook fails");
+                resp.header("X-After", "1")
+            })
+            .get("/", |_req: Request| async { "in" })
+            .get("/before", |_req: Request| async { "never" })
+            .get("/stats", move |_req: Request| {
+                tx.lock().unwrap().send(stats.snapshot().handler_panics).unwrap();
+                async { "sent" }
+            })
+    });
+    // The after hooks run on the 500 of a before hook (as on every answer
+    // of the server's own), not on the 500 that replaces one of theirs.
+    for (path, after) in [("/before", Some("1")), ("/nowhere", None)] {
+        let mut c = Client::connect(server.addr);
+        let r = c.request(&get(path));
+        assert_eq!((r.status, r.header("x-after")), (500, after), "{path}");
+        assert!(c.is_closed(), "{path}");
+        let r = Client::connect(server.addr).request(&get("/"));
+        assert_eq!((r.status, r.header("x-after")), (200, Some("1")), "{path}");
+    }
+    Client::connect(server.addr).request(&get("/stats"));
+    assert_eq!(rx.recv_timeout(Duration::from_secs(5)).unwrap(), 2);
+}
+
 #[test]
 fn stats_count_what_happened() {
     // Stats are read on the server's thread: a handler sends a snapshot out.

@@ -139,9 +139,20 @@ impl Exchange {
             return Outcome::Panicked;
         };
         for hook in &self.before {
-            if let Some(answer) = hook(req) {
-                *resp = Some(answer);
-                return Outcome::Respond;
+            // Application code, as a handler is: a panic is answered 500.
+            match panic::catch_unwind(AssertUnwindSafe(|| hook(req))) {
+                Ok(None) => {}
+                Ok(Some(answer)) => {
+                    *resp = Some(answer);
+                    return Outcome::Respond;
+                }
+                Err(_) => {
+                    add(&self.counters.handler_panics, 1);
+                    log::warn!(target: "solo::http", "a before hook panicked: answered 500");
+                    let answer = self.error(500, "Internal Server Error").header("Connection", "close");
+                    *resp = Some(answer);
+                    return Outcome::Respond;
+                }
             }
         }
         if form == TargetForm::Asterisk {
@@ -205,10 +216,19 @@ impl Exchange {
     /// Runs the `after` hooks and writes the response's head (and body,
     /// unless streamed) into `bufs`. `resp` is lent (see `start`); its body
     /// is taken, the rest is left for the caller to drop.
-    pub(crate) fn write(&self, bufs: &mut Buffers, resp: &mut Response, reply: Reply) -> Written {
+    pub(crate) fn write(&self, bufs: &mut Buffers, resp: &mut Response, mut reply: Reply) -> Written {
         if !self.after.is_empty() {
             let taken = std::mem::replace(resp, Response::status(200));
-            *resp = self.after.iter().fold(taken, |r, hook| hook(r));
+            match panic::catch_unwind(AssertUnwindSafe(|| self.after.iter().fold(taken, |r, hook| hook(r)))) {
+                Ok(answer) => *resp = answer,
+                Err(_) => {
+                    // As for a panicking handler: 500, then close.
+                    add(&self.counters.handler_panics, 1);
+                    log::warn!(target: "solo::http", "an after hook panicked: answered 500");
+                    *resp = self.error(500, "Internal Server Error");
+                    reply.keep_alive = false;
+                }
+            }
         }
         let written = match resp.take_body() {
             Body::Full(bytes) => self.write_full(&mut bufs.out, resp, bytes, reply),

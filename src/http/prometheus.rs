@@ -95,7 +95,7 @@ pub fn render(stats: &Stats, latency: &Histogram, runtime: &RuntimeStats) -> Str
         &mut out,
         "solo_http_handler_panics_total",
         "counter",
-        "Handlers that panicked (each answered 500).",
+        "Handlers and hooks that panicked (each answered 500).",
         &stats.handler_panics,
     );
     metric(

@@ -208,14 +208,17 @@ impl Server {
 
     /// A hook run before routing, in the order added. Returning a response
     /// answers the request with it (authentication, rate limits); returning
-    /// `None` goes on. It may modify the request.
+    /// `None` goes on. It may modify the request. A hook that panics is
+    /// answered as a handler that panics is: 500, and the connection closes.
     pub fn before(mut self, hook: impl Fn(&mut Request) -> Option<Response> + 'static) -> Server {
         self.before.push(Box::new(hook));
         self
     }
 
     /// A hook run on every response (handlers', and the server's own 404,
-    /// 405, 503...), in the order added: add headers, log.
+    /// 405, 503...), in the order added: add headers, log. If one panics,
+    /// the response is a 500 instead (the hooks do not run on it), and the
+    /// connection closes.
     pub fn after(mut self, hook: impl Fn(Response) -> Response + 'static) -> Server {
         self.after.push(Box::new(hook));
         self

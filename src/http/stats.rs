@@ -253,7 +253,8 @@ pub struct Stats {
     pub parse_errors: u64,
     /// Connections closed by a timeout.
     pub timeouts: u64,
-    /// Handlers that panicked (each answered 500).
+    /// Handlers, and `before`/`after` hooks, that panicked (each answered
+    /// 500).
     pub handler_panics: u64,
     /// `accept` failures (e.g. out of descriptors).
     pub accept_errors: u64,
