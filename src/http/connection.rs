@@ -56,7 +56,7 @@ use bytes::Bytes;
 use super::access::AccessPending;
 use super::body::{BodyChannel, BodyError, BodyReader};
 use super::config::Config;
-use super::exchange::{self, Exchange, Outcome, PendingHandler, Reply};
+use super::exchange::{self, Exchange, Outcome, PendingHandler, Reply, Then};
 use super::head::{self, BodyKind, Head, Method};
 use super::io::{BufferPool, Io, Transport};
 use super::peer::Peer;
@@ -562,9 +562,8 @@ impl<T: Transport> Connection<T> {
             bufs.access = Some(Box::new(AccessPending::new(view, head.len, t.now)));
         }
         if bufs.batch_start.is_none() {
-            // When the poll that brought these bytes returned: no clock read
-            // here, and the latency recorded includes the time the request
-            // waited behind other connections dispatched in the same turn.
+            // When the poll that brought these bytes returned (no clock read here): the latency
+            // recorded includes the wait behind other connections dispatched in the same turn.
             bufs.batch_start = Some(t.now);
         }
         let body = match head.body {
@@ -590,8 +589,7 @@ impl<T: Transport> Connection<T> {
                 RequestBody::Streaming(channel, kind.declared_length())
             }
         };
-        // Lent to the handler. One no handler took is dropped on return, before
-        // more body is read (earlier, before `respond`, cost 22 instructions).
+        // Lent to the handler; one it did not take is dropped on return (sooner cost 22).
         let mut req = Some(Request::new(head_bytes, head, self.peer.clone(), body));
         let mut resp = None;
         match (t.exchange.start(&mut req, &mut resp, form), resp.as_mut()) {
@@ -614,21 +612,24 @@ impl<T: Transport> Connection<T> {
         debug_assert!(self.unanswered(), "a second response to one request");
         let before = self.output_len_if_logging();
         let written = t.exchange.write(self.io.bufs(t.pool), resp, reply);
-        self.access_queued(before, Some(written.status), written.stream.is_none(), t);
+        self.access_queued(before, Some(written.status), !written.streams(), t);
         if written.close {
             self.close = Close::AfterWrite;
-        }
-        if written.upgrade.is_some() {
-            self.io.bufs(t.pool).upgrade = written.upgrade;
-            self.close = Close::Upgrading;
         }
         if let Some(body) = &mut self.body {
             body.answered = true;
         }
-        written.stream.map(|rx| Start::Stream {
-            rx,
-            chunked: reply.minor == 1,
-        })
+        match *written.then? {
+            Then::Stream(rx) => Some(Start::Stream {
+                rx,
+                chunked: reply.minor == 1,
+            }),
+            Then::Upgrade(upgrade) => {
+                self.io.bufs(t.pool).upgrade = Some(upgrade);
+                self.close = Close::Upgrading;
+                None
+            }
+        }
     }
 
     /// Invariant 1's check: the request in progress has no response queued
@@ -647,7 +648,7 @@ impl<T: Transport> Connection<T> {
         let before = self.output_len_if_logging();
         let written = t.exchange.write(self.io.bufs(t.pool), &mut resp, Reply::CLOSE);
         self.access_queued(before, Some(written.status), true, t);
-        debug_assert!(written.close && written.stream.is_none());
+        debug_assert!(written.close && written.then.is_none());
         self.close = Close::AfterWrite;
     }
 

@@ -69,16 +69,30 @@ pub(crate) enum Outcome {
     Pending(PendingHandler),
 }
 
-/// What serialising a response left to do.
+/// What serialising a response left to do. Two words, so that it comes back
+/// in registers: the rare rest is boxed.
 pub(crate) struct Written {
     /// The status sent (after the `after` hooks).
     pub(crate) status: u16,
     /// The connection must close once this response is written.
     pub(crate) close: bool,
+    /// A stream to feed, or a connection to hand over.
+    pub(crate) then: Option<Box<Then>>,
+}
+
+impl Written {
+    /// A stream follows the head (the response is not complete yet).
+    pub(crate) fn streams(&self) -> bool {
+        matches!(self.then.as_deref(), Some(Then::Stream(_)))
+    }
+}
+
+/// What a written head leaves to do besides.
+pub(crate) enum Then {
     /// A streamed body, for a task to feed.
-    pub(crate) stream: Option<mpsc::Receiver<Bytes>>,
+    Stream(mpsc::Receiver<Bytes>),
     /// A `101`: what takes the connection over once it is written.
-    pub(crate) upgrade: Option<OnUpgrade>,
+    Upgrade(OnUpgrade),
 }
 
 /// Everything one server's connections share to answer requests.
@@ -261,8 +275,7 @@ impl Exchange {
         Written {
             status,
             close,
-            stream: None,
-            upgrade: None,
+            then: None,
         }
     }
 
@@ -288,13 +301,11 @@ impl Exchange {
         let date = self.date.borrow();
         let with_body = response::has_body(status) && !reply.head_only;
         self.counters.response(status);
-        let mut upgrade = None;
-        let stream = match body {
+        let then = match body {
             Body::Upgrade(up) => {
                 debug_assert_eq!(status, 101, "Response::upgrade makes a 101");
                 resp.write_head(&mut out.buf, date.line(), Framing::Length(0), false, reply.minor);
-                upgrade = Some(up.0);
-                None
+                Some(Then::Upgrade(up.0))
             }
             Body::Full(bytes) => {
                 // Only through `error`'s text, which is `write_full`'s kind.
@@ -316,14 +327,13 @@ impl Exchange {
                     Framing::CloseDelimited
                 };
                 resp.write_head(&mut out.buf, date.line(), framing, close, reply.minor);
-                with_body.then_some(rx)
+                with_body.then_some(Then::Stream(rx))
             }
         };
         Written {
             status,
-            close: close && upgrade.is_none(),
-            stream,
-            upgrade,
+            close: close && !matches!(then, Some(Then::Upgrade(_))),
+            then: then.map(Box::new),
         }
     }
 
