@@ -555,11 +555,11 @@ impl<T: Transport> Connection<T> {
         };
         let form = head.form;
         let bufs = self.io.bufs(t.pool);
-        let head_bytes = bufs.read.split_to(head.len).freeze();
+        let head_bytes = bufs.read.split_to(head.len()).freeze();
         if !t.exchange.access_log.is_empty() {
             debug_assert!(bufs.access.is_none(), "an access record left from the previous request");
             let view = Request::head_view(&head_bytes, &head, self.peer.clone());
-            bufs.access = Some(Box::new(AccessPending::new(view, head.len, t.now)));
+            bufs.access = Some(Box::new(AccessPending::new(view, head.len(), t.now)));
         }
         if bufs.batch_start.is_none() {
             // When the poll that brought these bytes returned (no clock read here): the latency

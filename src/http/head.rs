@@ -207,8 +207,9 @@ pub(crate) enum TargetForm {
 /// A validated request head: positions into the bytes it was parsed from.
 #[derive(Debug, PartialEq)]
 pub(crate) struct Head {
-    /// Bytes the head occupies, final empty line included.
-    pub(crate) len: usize,
+    /// Bytes the head occupies, final empty line included (at most
+    /// `MAX_HEAD_LIMIT`: 16 bits, so that a `Head` is 32 bytes).
+    len: u16,
     pub(crate) method: Method,
     /// Positions in the head's bytes, which are at most `MAX_HEAD_LIMIT`
     /// (64 KiB) long: 16 bits each.
@@ -439,7 +440,7 @@ pub(crate) fn check_agreement(buf: &[u8], rules: HeadRules) {
         let mut req = httparse::Request::new(&mut raw);
         // A later minor version is parsed by httparse on a copy; its fields
         // lie at the same offsets, so compare against the copy's parse.
-        let mut copy = buf[..head.len].to_vec();
+        let mut copy = buf[..head.len()].to_vec();
         let version_at = head.target.1 as usize + " HTTP/1.".len();
         copy[version_at] = b'0' + head.minor;
         let parsed = req.parse(&copy);
@@ -617,16 +618,30 @@ fn validate_head(
 }
 
 impl Head {
+    /// Bytes the head occupies, final empty line included.
+    #[inline]
+    pub(crate) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Sets `len` (a head is at most `MAX_HEAD_LIMIT` bytes).
+    #[inline]
+    pub(super) fn set_len(&mut self, len: usize) {
+        debug_assert!(len <= MAX_HEAD_LIMIT);
+        self.len = len as u16;
+    }
+
     /// The head's fields, as [`FieldLines`] reads them from `buf`, the bytes
     /// it was parsed from.
     pub(crate) fn fields<'a>(&self, buf: &'a [u8]) -> FieldLines<'a> {
-        FieldLines::new(&buf[..self.len], self.target.1 as usize, self.underscores)
+        FieldLines::new(&buf[..self.len()], self.target.1 as usize, self.underscores)
     }
 
     /// A head with no fields yet: no body, the version's default persistence.
     fn new(len: usize, method: Method, method_pos: (u16, u16), target: (u16, u16), minor: u8) -> Head {
+        debug_assert!(len <= MAX_HEAD_LIMIT);
         Head {
-            len,
+            len: len as u16,
             method,
             method_pos,
             target,

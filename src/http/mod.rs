@@ -88,7 +88,7 @@ pub mod __bench {
         let rules = super::Config::default().head_rules();
         let mut n = 0;
         while let Ok(Some(head)) = super::head::parse_head(buf, rules) {
-            buf = &buf[head.len..];
+            buf = &buf[head.len()..];
             n += 1;
         }
         n
@@ -113,7 +113,7 @@ pub mod __bench {
         };
         super::head::check_agreement(buf, rules);
         match super::head::parse_head(buf, rules) {
-            Ok(Some(head)) => Ok(Some(head.len)),
+            Ok(Some(head)) => Ok(Some(head.len())),
             Ok(None) => Ok(None),
             Err(e) => Err(e.status()),
         }

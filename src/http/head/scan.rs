@@ -141,7 +141,7 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     let mut fields = 0;
     loop {
         if buf.get(at..at + 2)? == b"\r\n" {
-            head.len = at + 2;
+            head.set_len(at + 2);
             break;
         }
         let name_end = run(buf, at, TOKEN);
@@ -169,6 +169,6 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         at = line_end + 2;
     }
     checks.finish(&mut head).ok()?;
-    debug_assert!(head.len <= rules.max_head);
+    debug_assert!(head.len() <= rules.max_head);
     Some(head)
 }
