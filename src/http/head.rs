@@ -428,7 +428,9 @@ fn check_version_line(buf: &[u8]) -> Result<bool, HeadError> {
 /// read more (unless `buf` is already `max_head` long, which is an error).
 ///
 /// The common shape is read in one pass (`head/scan.rs`); anything else, and
-/// every error, is the full parser's.
+/// every error, is the full parser's. Always inline, as `scan` is (see
+/// there for why).
+#[inline(always)]
 pub(crate) fn parse_head(buf: &[u8], rules: HeadRules) -> Result<Option<Head>, HeadError> {
     match scan::scan(buf, rules) {
         Some(head) => Ok(Some(head)),

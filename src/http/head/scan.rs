@@ -99,6 +99,14 @@ const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
 /// The head at the start of `buf`, if it has the common shape and is
 /// valid; `None` leaves the verdict to the full parser.
+///
+/// Always inline (into `parse_head`, and so into the connection's loop):
+/// returned from a call, the `Head` built here field by field was copied
+/// out in 16-byte loads that wait for those narrow stores to retire (no
+/// store forwarding), a third of this function's cycles. Inline, it costs
+/// about 40 instructions more and 5 % less time on a pipelined request
+/// (`connection turn` bench).
+#[inline(always)]
 pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
     // A head must end within `max_head`: past it, the full parser chooses
     // between 414 and 431.
