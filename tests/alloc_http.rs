@@ -115,8 +115,9 @@ fn warm_plaintext_requests_allocate_nothing() {
 
 /// The bench's in-memory connection turn is the server's own path: the same
 /// bytes out as over a socket, and nothing allocated once warm — for single
-/// requests, a pipeline, a small POST whose body came with its head, and a
-/// route with a parameter.
+/// requests, a pipeline and a route with a parameter — but the one copy of a
+/// small POST's body that came with its head (the body is a `Bytes`, which
+/// the read buffer's non-atomic chunk cannot lend: `src/http/read_buf.rs`).
 #[test]
 fn in_memory_connection_turn_answers_and_allocates_nothing() {
     use solo::http::__bench::ConnectionTurn;
@@ -157,14 +158,25 @@ fn in_memory_connection_turn_answers_and_allocates_nothing() {
         }
         let before = thread_allocs();
         for _ in 0..1_000 {
-            for input in [REQUEST, &pipeline[..], &post[..], &user[..]] {
+            for input in [REQUEST, &pipeline[..], &user[..]] {
                 out.clear();
                 turn.turn(input, &mut out).unwrap();
             }
         }
         assert_eq!(out.windows(17).filter(|w| w == b"HTTP/1.1 200 OK\r\n").count(), 1);
         let allocations = thread_allocs() - before;
-        assert_eq!(allocations, 0, "heap allocations over 19,000 in-memory requests");
+        assert_eq!(allocations, 0, "heap allocations over 18,000 in-memory requests");
+        let before = thread_allocs();
+        for _ in 0..1_000 {
+            out.clear();
+            turn.turn(post, &mut out).unwrap();
+        }
+        assert!(out.ends_with(b"\r\n\r\nhello"), "{}", String::from_utf8_lossy(&out));
+        let allocations = thread_allocs() - before;
+        assert_eq!(
+            allocations, 1_000,
+            "one allocation a POST (its body's copy), over 1,000"
+        );
         // A malformed request gets its error and the turn says it would close.
         out.clear();
         assert!(turn

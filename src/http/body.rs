@@ -32,6 +32,7 @@ use std::task::Waker;
 use bytes::{Bytes, BytesMut};
 
 use super::head::{is_tchar, BodyKind};
+use super::read_buf::ReadBuf;
 
 /// Body bytes buffered for a handler that reads them piece by piece before
 /// the connection stops reading (flow control for large uploads).
@@ -460,7 +461,7 @@ impl BodyReader {
 
     /// Moves body bytes from the front of `input` to the reader; returns
     /// whether the body is complete. Bytes after the body stay in `input`.
-    pub(crate) fn feed(&mut self, input: &mut BytesMut) -> Result<bool, BodyError> {
+    pub(crate) fn feed(&mut self, input: &mut ReadBuf) -> Result<bool, BodyError> {
         let (consumed, done) = match &mut self.framing {
             Framing::Length(left) => {
                 let take = (*left).min(input.len() as u64) as usize;
@@ -489,7 +490,7 @@ impl BodyReader {
                 (decoded.consumed, decoded.done)
             }
         };
-        let _ = input.split_to(consumed);
+        input.advance(consumed);
         if done {
             if let Some(ch) = self.channel.take() {
                 ch.borrow_mut().finish(None);

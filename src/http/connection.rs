@@ -555,7 +555,7 @@ impl<T: Transport> Connection<T> {
         };
         let form = head.form;
         let bufs = self.io.bufs(t.pool);
-        let head_bytes = bufs.read.split_to(head.len()).freeze();
+        let head_bytes = bufs.read.split_head(head.len());
         if !t.exchange.access_log.is_empty() {
             debug_assert!(bufs.access.is_none(), "an access record left from the previous request");
             let view = Request::head_view(&head_bytes, &head, self.peer.clone());
@@ -578,7 +578,7 @@ impl<T: Transport> Connection<T> {
                 if let Some(record) = &mut bufs.access {
                     record.read(n as usize);
                 }
-                RequestBody::Full(bufs.read.split_to(n as usize).freeze())
+                RequestBody::Full(bufs.read.split_bytes(n as usize))
             }
             kind => {
                 let channel = Rc::new(std::cell::RefCell::new(BodyChannel::new((t.resume)())));

@@ -142,7 +142,7 @@ impl Exchange {
     ///
     /// `slot` holds the request (always `Some` on entry); the handler takes
     /// it from there. A response is put in `resp` (`Outcome::Respond`).
-    /// Both are lent, not moved: a request (128 bytes) or a response (96)
+    /// Both are lent, not moved: a request (120 bytes) or a response (96)
     /// moved by value is copied at each step, and on a pipelined request
     /// the response's four copies through `Started`, `catch_unwind`'s
     /// result and `Outcome` cost more than routing (callgrind).

@@ -26,8 +26,10 @@ use super::response::{Body, Response};
 
 impl Request {
     /// The request's head as an `http::Request<()>`: method, URI, version
-    /// and headers, with the target and header values shared with the head
-    /// (no copy); the body stays here, to read as usual.
+    /// and headers, the target and every header value slices of one copy of
+    /// the head (one allocation; `http` needs `Bytes`, which are `Send`, and
+    /// solo's heads share the read buffer without atomics); the body stays
+    /// here, to read as usual.
     ///
     /// ```
     /// # use solo::http::{test::TestClient, Request, Response, Server};
@@ -42,7 +44,8 @@ impl Request {
         let invalid =
             |what: &str, e: &dyn std::fmt::Display| io::Error::new(io::ErrorKind::InvalidData, format!("{what}: {e}"));
         let method = http::Method::from_bytes(self.method_str().as_bytes()).map_err(|e| invalid("method", &e))?;
-        let uri = http::Uri::from_maybe_shared(self.target_bytes()).map_err(|e| invalid("target", &e))?;
+        let copy = self.head_copy();
+        let uri = http::Uri::from_maybe_shared(self.target_bytes(&copy)).map_err(|e| invalid("target", &e))?;
         let mut builder = http::Request::builder()
             .method(method)
             .uri(uri)
@@ -52,7 +55,7 @@ impl Request {
             });
         let headers = builder.headers_mut().expect("the builder has no error yet");
         headers.reserve(self.headers().count());
-        for (name, value) in self.header_slices() {
+        for (name, value) in self.header_slices(&copy) {
             let name = http::HeaderName::from_bytes(name).map_err(|e| invalid("header name", &e))?;
             let value = http::HeaderValue::from_maybe_shared(value).map_err(|e| invalid("header value", &e))?;
             headers.append(name, value);
@@ -61,8 +64,7 @@ impl Request {
     }
 
     /// The whole request as an `http::Request<Bytes>`:
-    /// [`http_head`](Self::http_head) with the body collected (a body that arrived with
-    /// the head is not copied).
+    /// [`http_head`](Self::http_head) with the body collected.
     pub async fn into_http(mut self) -> io::Result<http::Request<Bytes>> {
         let head = self.http_head()?;
         let body = self.body().await?;
@@ -195,12 +197,23 @@ mod tests {
     }
 
     #[test]
-    fn the_head_is_shared_not_copied_and_the_version_carries() {
+    fn the_head_is_copied_once_and_the_version_carries() {
         let server = Server::new().get("/p", |req: Request| async move {
             let head = req.http_head().unwrap();
-            let target = req.target().as_ptr();
-            // The URI's bytes are the head's own.
-            let shared = head.uri().path().as_ptr() == target;
+            // The URI and the header values are slices of one copy: each
+            // lies as far from the path as it does in solo's head.
+            let path = head.uri().path().as_ptr() as usize;
+            let in_solo = req.target().as_ptr() as usize;
+            let a = head
+                .headers()
+                .get_all("x-a")
+                .iter()
+                .map(|v| v.as_bytes().as_ptr() as usize);
+            let solo_a = req
+                .headers()
+                .filter(|(n, _)| *n == "X-A")
+                .map(|(_, v)| v.as_ptr() as usize);
+            let shared = a.zip(solo_a).all(|(a, s)| a - path == s - in_solo) && path != in_solo;
             Response::text(format!("{:?} {} {}", head.version(), head.headers().len(), shared))
         });
         let mut c = TestClient::new(server);

@@ -23,6 +23,7 @@ use std::time::Instant;
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::access::AccessPending;
+use super::read_buf::ReadBuf;
 use super::upgrade::OnUpgrade;
 
 /// Bodies at most this long are copied into the output buffer next to their
@@ -249,7 +250,7 @@ impl Output {
 /// the pool when bytes arrive, given back when it is idle again.
 #[derive(Default)]
 pub(crate) struct Buffers {
-    pub(crate) read: BytesMut,
+    pub(crate) read: ReadBuf,
     pub(crate) out: Output,
     /// When the first response not yet fully written was parsed.
     pub(crate) batch_start: Option<Instant>,
@@ -284,18 +285,20 @@ impl BufferPool {
 
     fn take(&self) -> Box<Buffers> {
         let mut bufs = self.free.borrow_mut().pop().unwrap_or_default();
-        // Each batch consumes its buffers from the front (requests split off,
-        // output written), so the room left shrinks; below half a buffer,
-        // `reserve` reclaims the whole allocation (every request split off it
-        // has been dropped by now) and allocates only the first time. Not on
-        // every take: the reclaim costs more than the rest of a short batch's
+        // Below half a buffer of room, `reserve` makes a whole buffer's:
+        // the first time it allocates; later the read buffer starts over at
+        // its front when it is empty (`read_buf.rs`), and the output buffer
+        // is reclaimed (a batch consumes it from the front). Not on every
+        // take: the reclaim costs more than the rest of a short batch's
         // bookkeeping (callgrind: 120 of 3,700 instructions a request at
         // depth 1), and half a buffer takes most batches in one read (a
         // larger one fills it, and `fill` reserves and reads on).
-        for buf in [&mut bufs.read, &mut bufs.out.buf] {
-            if buf.capacity() - buf.len() < self.buffer_size / 2 {
-                buf.reserve(self.buffer_size);
-            }
+        if bufs.read.spare() < self.buffer_size / 2 {
+            bufs.read.reserve(self.buffer_size);
+        }
+        let out = &mut bufs.out.buf;
+        if out.capacity() - out.len() < self.buffer_size / 2 {
+            out.reserve(self.buffer_size);
         }
         bufs
     }
@@ -391,10 +394,10 @@ impl<T: Transport> Io<T> {
             if allowed == 0 {
                 break;
             }
-            if buf.capacity() == buf.len() {
+            if buf.spare() == 0 {
                 buf.reserve(chunk.min(allowed));
             }
-            let spare = buf.spare_capacity_mut();
+            let spare = buf.spare_mut();
             let room = spare.len().min(allowed);
             let n = match self.transport.read_into(&mut spare[..room]) {
                 Ok(n) => n,
@@ -412,7 +415,7 @@ impl<T: Transport> Io<T> {
             }
             debug_assert!(n <= room);
             // SAFETY: the transport initialised the first `n` spare bytes.
-            unsafe { buf.set_len(buf.len() + n) };
+            unsafe { buf.commit(n) };
             total += n;
             if n < room && !self.peer_closed {
                 // A short read took everything the socket held, so it is

@@ -52,6 +52,7 @@ mod peer;
 mod phase;
 mod pool;
 pub mod prometheus;
+mod read_buf;
 mod request;
 mod response;
 mod router;

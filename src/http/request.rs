@@ -29,6 +29,7 @@ use super::body::BodyChannel;
 pub use super::head::Method;
 use super::head::{FieldLines, Head};
 use super::peer::Peer;
+use super::read_buf::HeadBytes;
 
 /// Captured route parameters: name and position in the head bytes.
 pub(crate) type Params = super::pool::PooledVec<Param>;
@@ -75,12 +76,14 @@ impl Body {
 
 /// An HTTP/1.x request.
 ///
-/// 128 bytes: a request is moved into its handler's future, and a move of
-/// at most 128 bytes is a few inline loads and stores where a larger one is
-/// a call to `memcpy` (callgrind). Positions are 16 bits (a head is at most
-/// 64 KiB), the peer is a `Peer`, and the body knows its declared length.
+/// At most 128 bytes (120 on 64-bit targets): a request is moved into its
+/// handler's future, and a move of at most 128 bytes is a few inline loads
+/// and stores where a larger one is a call to `memcpy` (callgrind).
+/// Positions are 16 bits (a head is at most 64 KiB), the head's bytes are a
+/// share of the read buffer's chunk (`HeadBytes`, 24 bytes), the peer is a
+/// `Peer`, and the body knows its declared length.
 pub struct Request {
-    head: Bytes,
+    head: HeadBytes,
     params: Params,
     peer: Peer,
     body: Body,
@@ -92,7 +95,7 @@ pub struct Request {
     underscores: bool,
 }
 
-fn slice<P: Into<u32>>(head: &Bytes, (start, end): (P, P)) -> &[u8] {
+fn slice<P: Into<u32>>(head: &[u8], (start, end): (P, P)) -> &[u8] {
     &head[start.into() as usize..end.into() as usize]
 }
 
@@ -103,7 +106,7 @@ fn as_str(b: &[u8]) -> &str {
 }
 
 impl Request {
-    pub(crate) fn new(head_bytes: Bytes, head: Head, peer: Peer, body: Body) -> Request {
+    pub(crate) fn new(head_bytes: HeadBytes, head: Head, peer: Peer, body: Body) -> Request {
         debug_assert_eq!(
             body.declared_length(),
             head.body.declared_length(),
@@ -125,7 +128,7 @@ impl Request {
     /// The head of a request as a `Request` of its own, with no body and no
     /// route parameters: what the access log shows. Shares the head's
     /// bytes; copies nothing.
-    pub(crate) fn head_view(head_bytes: &Bytes, head: &Head, peer: Peer) -> Request {
+    pub(crate) fn head_view(head_bytes: &HeadBytes, head: &Head, peer: Peer) -> Request {
         Request {
             head: head_bytes.clone(),
             params: Params::new(),
@@ -274,17 +277,26 @@ impl Request {
         FieldLines::new(&self.head, self.target.1 as usize, self.underscores)
     }
 
-    /// The target as a slice of the head's bytes (no copy).
+    /// The head's bytes in one copy: a `Bytes` is `Send`, the head's share
+    /// of the read buffer is not. `target_bytes` and `header_slices` slice it.
     #[cfg(feature = "http-types")]
-    pub(crate) fn target_bytes(&self) -> Bytes {
-        self.head.slice(self.target.0 as usize..self.target.1 as usize)
+    pub(crate) fn head_copy(&self) -> Bytes {
+        Bytes::copy_from_slice(&self.head)
     }
 
-    /// Each header's name, and its value as a slice of the head's bytes.
+    /// The target, a slice of `copy` (this request's `head_copy`).
     #[cfg(feature = "http-types")]
-    pub(crate) fn header_slices(&self) -> impl Iterator<Item = (&[u8], Bytes)> {
+    pub(crate) fn target_bytes(&self, copy: &Bytes) -> Bytes {
+        debug_assert_eq!(copy[..], self.head[..], "a copy of another head");
+        copy.slice(self.target.0 as usize..self.target.1 as usize)
+    }
+
+    /// Each header's name, and its value as a slice of `copy` (this
+    /// request's `head_copy`).
+    #[cfg(feature = "http-types")]
+    pub(crate) fn header_slices<'a>(&'a self, copy: &'a Bytes) -> impl Iterator<Item = (&'a [u8], Bytes)> {
         self.field_lines()
-            .map(|(name, value)| (&self.head[name], self.head.slice(value)))
+            .map(move |(name, value)| (&self.head[name], copy.slice(value)))
     }
 
     /// The peer's address.
