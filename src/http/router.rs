@@ -119,6 +119,7 @@ impl Router {
     /// the method wins: the first route without parameters of the path's
     /// length that does, unless a route with parameters registered before
     /// it does too.
+    #[inline(always)]
     pub(crate) fn route(
         &self,
         method: Method,
