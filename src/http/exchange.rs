@@ -22,7 +22,7 @@ use super::config::Config;
 use super::date::DateCache;
 use super::handler::Started;
 use super::head::TargetForm;
-use super::io::{Buffers, Output};
+use super::io::{Buffers, Output, COPY_BODY_MAX};
 use super::request::Request;
 use super::response::{self, Body, Framing, HeadCache, Response};
 use super::router::{Router, Unrouted};
@@ -244,18 +244,40 @@ impl Exchange {
                 }
             }
         }
-        let written = match resp.take_body() {
-            Body::Full(bytes) => self.write_full(&mut bufs.out, resp, bytes, reply),
-            body => self.write_other(&mut bufs.out, resp, body, reply),
+        let written = match resp.body_ref() {
+            // Nearly every response: copied from where it lies. Taken out
+            // first, its 32 bytes were moved with 16-byte loads that straddle
+            // the stores that put the response there (no store forwarding):
+            // 40 % of this function's samples (perf, Intel host).
+            Body::Full(bytes) if bytes.len() <= COPY_BODY_MAX => {
+                let (written, with_body) = self.write_full(&mut bufs.out, resp, bytes.len(), reply);
+                if with_body {
+                    bufs.out.buf.extend_from_slice(bytes);
+                }
+                written
+            }
+            _ => match resp.take_body() {
+                Body::Full(bytes) => {
+                    let (written, with_body) = self.write_full(&mut bufs.out, resp, bytes.len(), reply);
+                    if with_body {
+                        bufs.out.push_body(bytes);
+                    }
+                    written
+                }
+                body => self.write_other(&mut bufs.out, resp, body, reply),
+            },
         };
         bufs.batch_len += 1;
         written
     }
 
-    /// `write` for a body known up front, nearly every response: its head
-    /// from the cache when it repeats the last one.
-    #[inline]
-    fn write_full(&self, out: &mut Output, resp: &Response, bytes: Bytes, reply: Reply) -> Written {
+    /// `write` for a body known up front (`len` bytes), nearly every
+    /// response: its head, from the cache when it repeats the last one; the
+    /// caller adds the body where the second value says it goes. Always
+    /// inline: `write` has it twice, and a call returns its pair through
+    /// memory.
+    #[inline(always)]
+    fn write_full(&self, out: &mut Output, resp: &Response, len: usize, reply: Reply) -> (Written, bool) {
         let status = resp.status_code();
         let close = !reply.keep_alive || resp.closes_connection();
         let date = self.date.borrow();
@@ -265,18 +287,16 @@ impl Exchange {
             &mut out.buf,
             date.line(),
             date.second(),
-            Framing::Length(bytes.len() as u64),
+            Framing::Length(len as u64),
             close,
             reply.minor,
         );
-        if response::has_body(status) && !reply.head_only {
-            out.push_body(bytes);
-        }
-        Written {
+        let written = Written {
             status,
             close,
             then: None,
-        }
+        };
+        (written, response::has_body(status) && !reply.head_only)
     }
 
     /// `write` for the other bodies: none, a stream, an upgrade. Out of

@@ -263,6 +263,11 @@ impl Response {
             .chain(self.headers.iter().map(|(n, v)| (&**n, &**v)))
     }
 
+    /// The body, where it lies.
+    pub(crate) fn body_ref(&self) -> &Body {
+        &self.body
+    }
+
     pub(crate) fn take_body(&mut self) -> Body {
         std::mem::replace(&mut self.body, Body::Empty)
     }
