@@ -5,7 +5,9 @@
 //!
 //! Owns: the conversions and [`handler`], the adapter that lets an
 //! `http`-typed function be a route. Must never: copy a body (bodies move as
-//! `Bytes`; the target and header values are zero-copy slices of the head),
+//! `Bytes`), or the head more than once (the target and header values are
+//! slices of one copy: `http` needs `Bytes`, which are `Send`, and a head's
+//! share of the read buffer is not),
 //! or accept a header the server would refuse to write (it is dropped and
 //! logged instead of panicking mid-response).
 //!

@@ -1,8 +1,8 @@
 //! The request a handler receives.
 //!
 //! Owns: views of one request's head (method, target, headers: offsets into
-//! the head's bytes, which are a zero-copy slice of the connection's read
-//! buffer), its route parameters, and the handle to its body. Must never:
+//! the head's bytes, which share the connection's read buffer by an `Rc`:
+//! `read_buf.rs`), its route parameters, and the handle to its body. Must never:
 //! copy the head, or let a handler read more body than the configured limit.
 //!
 //! Decoding, decided once: route parameters are kept as positions in the
@@ -56,7 +56,8 @@ impl super::pool::Pooled for Param {
 /// it.
 pub(crate) enum Body {
     Empty,
-    /// The whole body arrived with the head: a zero-copy slice.
+    /// The whole body arrived with the head: copied out of the read buffer
+    /// once (`ReadBuf::split_bytes`).
     Full(Bytes),
     /// The body is still arriving; the connection feeds the channel.
     Streaming(Rc<RefCell<BodyChannel>>, Option<u64>),
