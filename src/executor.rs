@@ -11,6 +11,7 @@
 //! ```text
 //! poll(timeout) → dispatch readiness → fire expired timers → take remote wakes
 //!               → poll the main future if woken → run ready tasks (at most BATCH)
+//!               → tell the turn-end hooks (one clock read, if any has work)
 //! timeout = 0 if anything is ready to run, else the next timer, else forever
 //! ```
 //!
@@ -148,6 +149,17 @@ pub(crate) trait TimerTarget {
     fn on_timer(self: Rc<Self>, data: usize);
 }
 
+/// Work that needs the time a turn's work ended (the HTTP server's latency
+/// figures): told once a turn in which it had work, after the tasks ran and
+/// before the loop polls again, with one clock read shared by every hook
+/// and by the poll's timeout.
+#[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
+pub(crate) trait TurnEnd {
+    /// The turn's work ended at `at_ns` (nanoseconds since the runtime's
+    /// origin, as `Reactor::now_ns`).
+    fn turn_ended(&self, at_ns: u64);
+}
+
 pub(crate) struct Core {
     pub(crate) reactor: Reactor,
     pub(crate) timers: RefCell<TimerWheel<Expiry>>,
@@ -163,6 +175,11 @@ pub(crate) struct Core {
     task_bytes: Cell<u64>,
     timers_fired: Cell<u64>,
     remote_wakeups: Cell<u64>,
+    /// Told at the end of a turn that set `turn_end_due`; see `TurnEnd`.
+    turn_end: RefCell<Vec<Rc<dyn TurnEnd>>>,
+    /// Set by a hook's owner when it has work for the turn's end: a turn
+    /// that set nothing pays one flag read for all the hooks.
+    turn_end_due: Rc<Cell<bool>>,
 }
 
 thread_local! {
@@ -270,6 +287,35 @@ impl Core {
         }
     }
 
+    /// Tells `hook` at the end of every turn that set the flag returned,
+    /// from now on until `remove_turn_end`.
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
+    pub(crate) fn add_turn_end(&self, hook: Rc<dyn TurnEnd>) -> Rc<Cell<bool>> {
+        self.turn_end.borrow_mut().push(hook);
+        self.turn_end_due.clone()
+    }
+
+    /// Stops telling `hook` (the same `Rc` that was added).
+    #[cfg_attr(not(feature = "http-server"), allow(dead_code))] // used by the HTTP layer
+    pub(crate) fn remove_turn_end(&self, hook: &Rc<dyn TurnEnd>) {
+        self.turn_end.borrow_mut().retain(|h| !Rc::ptr_eq(h, hook));
+    }
+
+    /// The turn's work is done: when a hook's owner asked for it, reads the
+    /// clock once, tells every hook, and returns the read (nanoseconds
+    /// since the origin).
+    pub(crate) fn end_turn(&self) -> Option<u64> {
+        if !self.turn_end_due.replace(false) {
+            return None;
+        }
+        let now_ns = self.reactor.counters.time.ns(Instant::now());
+        // Hooks record figures; none adds or removes a hook while told.
+        for hook in self.turn_end.borrow().iter() {
+            hook.turn_ended(now_ns);
+        }
+        Some(now_ns)
+    }
+
     fn take_remote(&self) {
         if self.shared.notified.swap(false, Ordering::AcqRel) {
             let remote = std::mem::take(&mut *self.shared.remote.lock().unwrap_or_else(|e| e.into_inner()));
@@ -280,8 +326,10 @@ impl Core {
 
     /// How long the next poll may block: zero when anything can run now.
     /// With it, the clock read it was computed from (nanoseconds since
-    /// `start`), if one was made: when the poll starts waiting.
-    fn poll_timeout(&self, main_woken: &AtomicBool) -> (Option<Duration>, Option<u64>) {
+    /// `start`), if one was made: when the poll starts waiting. `ended_ns`
+    /// is the turn's end, when `end_turn` read the clock: read again, it
+    /// would differ only by the time the hooks took.
+    fn poll_timeout(&self, main_woken: &AtomicBool, ended_ns: Option<u64>) -> (Option<Duration>, Option<u64>) {
         if !self.run_queue.borrow().is_empty()
             || main_woken.load(Ordering::Acquire)
             || self.shared.notified.load(Ordering::Acquire)
@@ -291,7 +339,7 @@ impl Core {
         let Some(next) = self.timers.borrow().next_expiration() else {
             return (None, None);
         };
-        let now_ns = self.reactor.counters.time.ns(Instant::now());
+        let now_ns = ended_ns.unwrap_or_else(|| self.reactor.counters.time.ns(Instant::now()));
         let due_ns = next.saturating_mul(1_000_000);
         (Some(Duration::from_nanos(due_ns.saturating_sub(now_ns))), Some(now_ns))
     }
@@ -313,7 +361,8 @@ impl Core {
                 }
             }
             self.run_tasks();
-            let (timeout, read_ns) = self.poll_timeout(&main.woken);
+            let ended_ns = self.end_turn();
+            let (timeout, read_ns) = self.poll_timeout(&main.woken, ended_ns);
             if let Err(e) = self.reactor.turn_from(timeout, read_ns) {
                 // The poll descriptor itself failed (EBADF, ENOMEM...): there
                 // is no loop left to run.
@@ -519,6 +568,8 @@ impl Runtime {
                 task_bytes: Cell::new(0),
                 timers_fired: Cell::new(0),
                 remote_wakeups: Cell::new(0),
+                turn_end: RefCell::new(Vec::new()),
+                turn_end_due: Rc::default(),
             }),
         })
     }
@@ -569,6 +620,7 @@ impl Runtime {
         let core = &self.core;
         loop {
             core.run_tasks();
+            core.end_turn();
             if let Err(e) = core.reactor.turn(Some(Duration::ZERO)) {
                 panic!("solo: polling for events failed: {e}");
             }
@@ -668,4 +720,48 @@ where
             Err(payload) => std::panic::resume_unwind(payload),
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Keeps what `TurnEnd` tells it.
+    #[derive(Default)]
+    struct Told(RefCell<Vec<u64>>);
+
+    impl TurnEnd for Told {
+        fn turn_ended(&self, at_ns: u64) {
+            self.0.borrow_mut().push(at_ns);
+        }
+    }
+
+    /// A turn-end hook is told once for each turn that set its flag, after
+    /// that turn's poll returned, and not in turns that did not.
+    #[test]
+    fn turn_end_hooks_are_told_once_a_turn_that_asked() {
+        let rt = Runtime::new().unwrap();
+        let told = Rc::new(Told::default());
+        rt.block_on(async {
+            let core = Core::current();
+            let hook: Rc<dyn TurnEnd> = told.clone();
+            let due = core.add_turn_end(hook.clone());
+            yield_now().await;
+            assert!(told.0.borrow().is_empty(), "told in a turn that did not ask");
+            due.set(true);
+            let polled_at = core.reactor.now_ns();
+            yield_now().await;
+            assert_eq!(told.0.borrow().len(), 1);
+            assert!(
+                told.0.borrow()[0] >= polled_at,
+                "the turn ended before its poll returned"
+            );
+            yield_now().await;
+            assert_eq!(told.0.borrow().len(), 1, "told twice for one turn");
+            core.remove_turn_end(&hook);
+            due.set(true);
+            yield_now().await;
+            assert_eq!(told.0.borrow().len(), 1, "told after its removal");
+        });
+    }
 }

@@ -112,6 +112,8 @@ pub(crate) struct Turn<'a> {
     pub(crate) now: Instant,
     /// `now` in ticks.
     pub(crate) tick: u64,
+    /// `now` in nanoseconds since the runtime's origin.
+    pub(crate) now_ns: u64,
     /// Makes the callback a paused body's reader calls to resume reading.
     pub(crate) resume: &'a dyn Fn() -> Rc<dyn Fn()>,
 }
@@ -564,7 +566,7 @@ impl<T: Transport> Connection<T> {
         if bufs.batch_start.is_none() {
             // When the poll that brought these bytes returned (no clock read here): the latency
             // recorded includes the wait behind other connections dispatched in the same turn.
-            bufs.batch_start = Some(t.now);
+            bufs.batch_start = Some(t.now_ns);
         }
         let body = match head.body {
             BodyKind::None => RequestBody::Empty,
@@ -744,22 +746,19 @@ impl<T: Transport> Connection<T> {
         Step::Wait(deadline)
     }
 
-    /// Records the latency of the responses just written: from the first
-    /// request of the batch parsed to the last byte handed to the transport.
-    /// Returns whether a batch was recorded.
+    /// The responses just written are a batch answered: its latency, from
+    /// the first request parsed, ends with the turn (`Counters::answered`).
+    /// Returns whether a batch was answered.
     fn finish_batch(&mut self, t: &Turn) -> bool {
         if self.task.is_some() || self.body.is_some() {
             return false;
         }
         let Some(bufs) = self.io.bufs_mut() else { return false };
-        let Some(start) = bufs.batch_start.take() else {
+        let Some(start_ns) = bufs.batch_start.take() else {
             return false;
         };
-        // One clock read per answered batch, not per request: the turn's
-        // clock is when the batch started, so it cannot say when it ended.
-        let micros = start.elapsed().as_micros() as u64;
         let responses = std::mem::take(&mut bufs.batch_len).max(1);
-        t.exchange.counters.latency.record_n(micros, u64::from(responses));
+        t.exchange.counters.answered(start_ns, u64::from(responses));
         true
     }
 

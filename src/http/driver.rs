@@ -28,9 +28,9 @@ use super::connection::{Connection, Start, Step, Turn};
 use super::exchange::{CatchUnwind, Exchange, Reply};
 use super::io::{BufferPool, MemoryTransport, Transport};
 use super::response::Response;
-use super::stats::{add, sub};
+use super::stats::{add, sub, TurnLink};
 use super::upgrade::{Upgraded, Upgrades};
-use crate::executor::{Core, Expiry, TimerTarget};
+use crate::executor::{Core, Expiry, TimerTarget, TurnEnd};
 use crate::reactor::{Dispatch, Driven, Ready};
 use crate::sync::mpsc;
 use crate::timer::TimerKey;
@@ -141,9 +141,24 @@ pub(crate) struct Driver<T> {
     pub(crate) upgrades_abandoned: Cell<bool>,
 }
 
+impl<T> Drop for Driver<T> {
+    fn drop(&mut self) {
+        let hook: Rc<dyn TurnEnd> = self.exchange.counters.clone();
+        self.core.remove_turn_end(&hook);
+        // A batch answered in the turn that ends the server still counts.
+        self.exchange.counters.settle_now();
+    }
+}
+
 impl<T: Source> Driver<T> {
     pub(crate) fn new(core: Rc<Core>, exchange: Exchange) -> Rc<Driver<T>> {
         let pool = BufferPool::new(exchange.config.buffer_size);
+        // The latency of a batch answered in a turn ends with the turn.
+        let due = core.add_turn_end(exchange.counters.clone());
+        exchange.counters.link_turns(TurnLink {
+            due,
+            origin: core.reactor.origin(),
+        });
         Rc::new(Driver {
             core,
             exchange,
@@ -203,6 +218,7 @@ impl<T: Source> Driver<T> {
             pool: &self.pool,
             now,
             tick: self.core.tick_at(now),
+            now_ns: self.core.reactor.now_ns(),
             resume: &resume,
         };
         f(&turn)

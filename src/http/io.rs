@@ -18,7 +18,6 @@
 use std::collections::VecDeque;
 use std::io::{self, IoSlice};
 use std::mem::MaybeUninit;
-use std::time::Instant;
 
 use bytes::{Buf, Bytes, BytesMut};
 
@@ -252,8 +251,9 @@ impl Output {
 pub(crate) struct Buffers {
     pub(crate) read: ReadBuf,
     pub(crate) out: Output,
-    /// When the first response not yet fully written was parsed.
-    pub(crate) batch_start: Option<Instant>,
+    /// When the first response not yet fully written was parsed (the
+    /// turn's clock, in the runtime's nanoseconds).
+    pub(crate) batch_start: Option<u64>,
     /// Responses queued since `batch_start`.
     pub(crate) batch_len: u32,
     /// The access-log record of the request in progress (only when the

@@ -4,8 +4,11 @@
 //! Owns: every figure `Server::stats()` reports. Must never: estimate,
 //! sample or make up a figure; each one is counted or read from the OS.
 
-use std::cell::Cell;
-use std::time::Duration;
+use std::cell::{Cell, OnceCell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use crate::executor::TurnEnd;
 
 /// Log-linear histogram of microseconds: 16 linear sub-buckets per power of
 /// two, so any recorded value is reported within 1/16 (6.25 %) of itself.
@@ -179,6 +182,28 @@ pub(crate) struct Counters {
     pub(crate) accept_errors: Cell<u64>,
     pub(crate) refused: Cell<u64>,
     pub(crate) latency: Histogram,
+    /// Batches answered in this turn, not yet in `latency`: `(start_ns,
+    /// responses)`, the batches with the same start (a turn's clock) added
+    /// together. Emptied when the turn ends (`TurnEnd`) or a snapshot is
+    /// taken.
+    latency_pending: RefCell<Vec<(u64, u64)>>,
+    /// The runtime this server's turns run on, once its driver is made.
+    turn: OnceCell<TurnLink>,
+}
+
+/// What the counters need of the runtime to time a batch to its turn's end.
+pub(crate) struct TurnLink {
+    /// Set when a batch is answered: the runtime then ends the turn with a
+    /// clock read and tells the counters (`Core::add_turn_end`).
+    pub(crate) due: Rc<Cell<bool>>,
+    /// Where the runtime's nanoseconds count from.
+    pub(crate) origin: Instant,
+}
+
+impl TurnEnd for Counters {
+    fn turn_ended(&self, at_ns: u64) {
+        self.settle_latency(at_ns);
+    }
 }
 
 pub(crate) fn add(c: &Cell<u64>, n: u64) {
@@ -195,7 +220,53 @@ impl Counters {
         add(&self.responses[class], 1);
     }
 
+    /// Links the counters to the runtime whose turns time their batches;
+    /// once (a server runs on one runtime).
+    pub(crate) fn link_turns(&self, link: TurnLink) {
+        let linked = self.turn.set(link).is_ok();
+        debug_assert!(linked, "a server's counters linked to a second runtime");
+    }
+
+    /// A batch of `responses` whose first request was parsed at `start_ns`
+    /// (the runtime's nanoseconds: its turn's clock) was fully written: its
+    /// latency ends when the turn's work does. One clock read a turn for
+    /// every connection, as nginx's cached time, so a figure can be late by
+    /// the rest of the turn, never early.
+    pub(crate) fn answered(&self, start_ns: u64, responses: u64) {
+        let mut pending = self.latency_pending.borrow_mut();
+        match pending.last_mut() {
+            Some((at, n)) if *at == start_ns => *n += responses,
+            _ => pending.push((start_ns, responses)),
+        }
+        if let Some(link) = self.turn.get() {
+            link.due.set(true);
+        }
+    }
+
+    /// Records the pending batches as ended at `end_ns`.
+    fn settle_latency(&self, end_ns: u64) {
+        let mut pending = self.latency_pending.borrow_mut();
+        for &(start_ns, n) in pending.iter() {
+            self.latency.record_n(end_ns.saturating_sub(start_ns) / 1_000, n);
+        }
+        pending.clear();
+    }
+
+    /// Records what is pending as ended now (a snapshot, the server's end).
+    pub(crate) fn settle_now(&self) {
+        if self.latency_pending.borrow().is_empty() {
+            return;
+        }
+        let end_ns = match self.turn.get() {
+            Some(link) => Instant::now().saturating_duration_since(link.origin).as_nanos() as u64,
+            None => u64::MAX, // never linked: nothing can be pending
+        };
+        self.settle_latency(end_ns);
+    }
+
     pub(crate) fn snapshot(&self) -> Stats {
+        // Figures as of now: a batch answered in this turn is counted.
+        self.settle_now();
         let (rss, cpu) = process_usage();
         let l = &self.latency;
         Stats {
@@ -262,8 +333,10 @@ pub struct Stats {
     /// (`AtLimit::Refuse` or `AtLimit::Respond503`), not counted in
     /// `accepted`.
     pub refused: u64,
-    /// Responses whose latency was recorded (request parsed → response
-    /// fully written; a pipelined batch is timed from its first request).
+    /// Responses whose latency was recorded: from the return of the poll
+    /// that brought the request to the end of the loop turn in which its
+    /// response was fully written (a pipelined batch is timed from its
+    /// first request).
     pub latency_count: u64,
     /// Latency percentiles in µs (upper edge of a bucket 6.25 % wide).
     pub latency_p50_us: u64,
@@ -369,6 +442,50 @@ mod tests {
         }
         assert_eq!(batched.to_line(), one_by_one.to_line());
         assert_eq!(batched.sum(), one_by_one.sum());
+    }
+
+    /// A batch's latency runs to the end of the turn that answered it:
+    /// nothing is recorded before, batches with one start are one entry,
+    /// and the turn's end asks the runtime for its clock read.
+    #[test]
+    fn a_batch_is_timed_to_the_end_of_its_turn() {
+        let c = Counters::default();
+        let due = Rc::new(Cell::new(false));
+        c.link_turns(TurnLink {
+            due: due.clone(),
+            origin: Instant::now(),
+        });
+        c.answered(1_000_000, 1);
+        assert!(due.get(), "an answered batch asks for the turn's end");
+        c.answered(1_000_000, 2);
+        c.answered(3_000_000, 1);
+        assert_eq!(c.latency_pending.borrow().len(), 2);
+        assert_eq!(c.latency.count(), 0, "recorded before the turn ended");
+        c.turn_ended(5_000_000);
+        assert!(c.latency_pending.borrow().is_empty());
+        // Three responses at 4,000 µs, one at 2,000.
+        assert_eq!((c.latency.count(), c.latency.max()), (4, 4_000));
+        assert_eq!(c.latency.sum(), 3 * 4_000 + 2_000);
+        c.turn_ended(9_000_000);
+        assert_eq!(c.latency.count(), 4, "a turn with nothing pending records nothing");
+    }
+
+    /// A snapshot counts what was answered in the turn still running.
+    #[test]
+    fn a_snapshot_settles_the_running_turn() {
+        let c = Counters::default();
+        let origin = Instant::now();
+        c.link_turns(TurnLink {
+            due: Rc::default(),
+            origin,
+        });
+        c.answered(0, 3);
+        std::thread::sleep(Duration::from_millis(2));
+        let s = c.snapshot();
+        assert_eq!(s.latency_count, 3);
+        assert!(s.latency_max_us >= 2_000, "{}", s.latency_max_us);
+        assert!(s.latency_max_us <= origin.elapsed().as_micros() as u64);
+        assert!(c.latency_pending.borrow().is_empty());
     }
 
     #[test]

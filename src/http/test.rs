@@ -441,7 +441,9 @@ impl ConnectionTurn {
             driver.apply(key, |c, t| {
                 c.ready(true, true, false);
                 c.advance(t)
-            })
+            });
+            // And once its work is done.
+            core.end_turn();
         });
         out.append(&mut client.conns[self.conn.0].pipe.borrow_mut().output);
         if client.is_write_closed(self.conn) {
