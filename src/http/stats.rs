@@ -257,11 +257,12 @@ impl Counters {
         if self.latency_pending.borrow().is_empty() {
             return;
         }
-        let end_ns = match self.turn.get() {
-            Some(link) => Instant::now().saturating_duration_since(link.origin).as_nanos() as u64,
-            None => u64::MAX, // never linked: nothing can be pending
+        // Only a driver's connections answer, and the driver links first.
+        let Some(link) = self.turn.get() else {
+            debug_assert!(false, "latency pending on counters no runtime drives");
+            return;
         };
-        self.settle_latency(end_ns);
+        self.settle_latency(Instant::now().saturating_duration_since(link.origin).as_nanos() as u64);
     }
 
     pub(crate) fn snapshot(&self) -> Stats {
