@@ -632,6 +632,8 @@ impl Runtime {
                 .next_expiration()
                 .is_some_and(|t| t <= core.tick_at(core.reactor.now()));
             if core.run_queue.borrow().is_empty() && !due {
+                // What the dispatch just answered ends with this turn too.
+                core.end_turn();
                 return;
             }
         }

@@ -414,3 +414,23 @@ fn a_rest_capture_of_an_absolute_form_without_a_path_is_empty() {
     let r = client.request(b"GET http://example.com/a/b?c HTTP/1.1\r\nHost: example.com\r\n\r\n");
     assert_eq!(r.text(), "[a/b]");
 }
+
+/// Latency is recorded when the turn that answered ends, not when the
+/// figures are next read: after `send` has let the server settle, the
+/// histogram already holds the batch (one pipelined batch of three, one
+/// entry of three responses).
+#[test]
+fn latency_is_recorded_when_the_answering_turn_ends() {
+    let mut client = TestClient::new(app());
+    let c = client.connect();
+    client.send(c, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(client.driver.exchange.counters.latency.count(), 1);
+    assert_eq!(client.responses(c).len(), 1);
+    client.send(
+        c,
+        b"GET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    );
+    assert_eq!(client.driver.exchange.counters.latency.count(), 4);
+    assert_eq!(client.responses(c).len(), 3);
+    assert_eq!(client.stats().latency_count, 4, "a snapshot recorded something twice");
+}
