@@ -229,9 +229,10 @@ impl Counters {
 
     /// A batch of `responses` whose first request was parsed at `start_ns`
     /// (the runtime's nanoseconds: its turn's clock) was fully written: its
-    /// latency ends when the turn's work does. One clock read a turn for
-    /// every connection, as nginx's cached time, so a figure can be late by
-    /// the rest of the turn, never early.
+    /// latency ends when the turn's work does: one clock read a turn for
+    /// every connection (nginx caches its clock once a loop iteration too,
+    /// at its poll's return), so a figure can be late by the rest of the
+    /// turn, never early.
     pub(crate) fn answered(&self, start_ns: u64, responses: u64) {
         let mut pending = self.latency_pending.borrow_mut();
         match pending.last_mut() {
