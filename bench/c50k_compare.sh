@@ -159,14 +159,20 @@ def figures(text):
     grab("idle", r"2 idle hold +(\d+) B/conn")
     grab("held_rps", r"3 held\+active .*?: (\d+) req/s")
     grab("held_p99", r"3 held\+active .*?p99 (\d+) µs")
-    grab("held_cpu", r"3 held\+active .*?server CPU (\d+)%")
+    grab("held_cpu", r"3 held\+active .*?server CPU ([\d.]+)%")
+    grab("held_kernel", r"3 held\+active .*?server CPU [\d.]+% of one core, ([\d.]+)% in the kernel")
     grab("held_client", r"3 held\+active .*?client CPU (\d+)%")
     grab("all_rps", r"4 all active +(\d+) req/s")
-    grab("all_cpu", r"4 all active .*?server CPU (\d+)%")
+    grab("all_cpu", r"4 all active .*?server CPU ([\d.]+)%")
     grab("open_p99", r"5 open loop .*?p99 (\d+) µs")
-    grab("open_cpu", r"5 open loop .*?server CPU (\d+)%")
+    grab("open_cpu", r"5 open loop .*?server CPU ([\d.]+)%")
     if "held_rps" in f and "held_cpu" in f and f["held_rps"] > 0:
         f["held_us"] = f["held_cpu"] / 100 / f["held_rps"] * 1e6
+        if "held_kernel" in f:
+            # The split shows what no server can cut: the kernel's part is
+            # one read and one write a request, whoever makes them.
+            f["held_kernel_us"] = f["held_kernel"] / 100 / f["held_rps"] * 1e6
+            f["held_user_us"] = f["held_us"] - f["held_kernel_us"]
     return f
 runs = {s: [] for s in servers}
 for s in servers:
@@ -181,6 +187,8 @@ def median(s, key):
 rows = [
     ("held+active req/s", "held_rps", "{:.0f}", "higher"),
     ("held+active server CPU µs/request", "held_us", "{:.2f}", "lower"),
+    ("  of it in the kernel", "held_kernel_us", "{:.2f}", "lower"),
+    ("  of it in user space", "held_user_us", "{:.2f}", "lower"),
     ("held+active p99 µs", "held_p99", "{:.0f}", "lower"),
     ("held+active client CPU %", "held_client", "{:.0f}", None),
     ("all active req/s", "all_rps", "{:.0f}", "higher"),

@@ -572,9 +572,21 @@ impl Drop for Proc {
     }
 }
 
-/// (RSS bytes, CPU seconds, open descriptors) of a process, from /proc.
+/// What /proc says of one process, or of several summed.
+#[derive(Clone, Copy, Default)]
+struct ProcFigures {
+    rss: u64,
+    /// CPU seconds, user and kernel.
+    cpu: f64,
+    /// The kernel's part of `cpu` (system time: the syscalls and the
+    /// network stack under them).
+    kernel: f64,
+    fds: u64,
+}
+
+/// RSS, CPU time and open descriptors of a process, from /proc.
 #[cfg(target_os = "linux")]
-fn proc_figures(pid: u32) -> Option<(u64, f64, u64)> {
+fn proc_figures(pid: u32) -> Option<ProcFigures> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     let rss_kb: u64 = status
         .lines()
@@ -585,16 +597,21 @@ fn proc_figures(pid: u32) -> Option<(u64, f64, u64)> {
         .ok()?;
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split_whitespace().collect();
-    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    let (user, system): (u64, u64) = (fields.get(11)?.parse().ok()?, fields.get(12)?.parse().ok()?);
     // SAFETY: sysconf has no preconditions.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
     let fds = std::fs::read_dir(format!("/proc/{pid}/fd")).ok()?.count() as u64;
-    Some((rss_kb * 1024, ticks as f64 / hz, fds))
+    Some(ProcFigures {
+        rss: rss_kb * 1024,
+        cpu: (user + system) as f64 / hz,
+        kernel: system as f64 / hz,
+        fds,
+    })
 }
 
 /// Without /proc there is no figure: the report says "not measured".
 #[cfg(not(target_os = "linux"))]
-fn proc_figures(_pid: u32) -> Option<(u64, f64, u64)> {
+fn proc_figures(_pid: u32) -> Option<ProcFigures> {
     None
 }
 
@@ -621,16 +638,19 @@ fn kernel_tcp_bytes() -> Option<u64> {
     None
 }
 
-/// (RSS bytes, CPU seconds, descriptors) summed over `pids`; `None` when
-/// there are none or one cannot be read.
-fn sum_pids(pids: &[u32]) -> Option<(u64, f64, u64)> {
+/// The figures of `pids`, summed; `None` when there are none or one cannot
+/// be read.
+fn sum_pids(pids: &[u32]) -> Option<ProcFigures> {
     if pids.is_empty() {
         return None;
     }
-    let mut total = (0, 0.0, 0);
+    let mut total = ProcFigures::default();
     for &pid in pids {
-        let (rss, cpu, fds) = proc_figures(pid)?;
-        total = (total.0 + rss, total.1 + cpu, total.2 + fds);
+        let one = proc_figures(pid)?;
+        total.rss += one.rss;
+        total.cpu += one.cpu;
+        total.kernel += one.kernel;
+        total.fds += one.fds;
     }
     Some(total)
 }
@@ -763,36 +783,47 @@ fn merge_hists(replies: &[String], from: usize) -> Histogram {
 #[derive(Clone, Copy)]
 struct PhaseCpu {
     server: Option<f64>,
+    /// The part of `server` spent in the kernel.
+    server_kernel: Option<f64>,
     client: Option<f64>,
 }
 
 impl PhaseCpu {
-    /// "server CPU S% of one core (client CPU C%)": near 100 % for the
-    /// client means the client, not the server, set the rate.
+    /// "server CPU S% of one core, K% in the kernel (client CPU C%)": near
+    /// 100 % for the client means the client, not the server, set the rate;
+    /// the kernel's part is the syscalls and the TCP stack, which no server
+    /// can do with less of than one read and one write a request.
     fn describe(self) -> String {
-        let server = or_not_measured(self.server.map(|c| format!("{c:.0}% of one core")));
+        // One decimal: user space is the difference of the two, often a
+        // tenth of the whole, and whole percents would blur it.
+        let server = or_not_measured(self.server.map(|c| format!("{c:.1}% of one core")));
+        let kernel = self
+            .server_kernel
+            .map_or(String::new(), |k| format!(", {k:.1}% in the kernel"));
         let client = or_not_measured(self.client.map(|c| format!("{c:.0}%")));
-        format!("server CPU {server} (client CPU {client})")
+        format!("server CPU {server}{kernel} (client CPU {client})")
     }
 }
 
 /// Runs `phase`, and the server's and client's CPU over it.
 fn measured<R>(
-    figures: &dyn Fn() -> Option<(u64, f64, u64)>,
-    client_figures: &dyn Fn() -> Option<(u64, f64, u64)>,
+    figures: &dyn Fn() -> Option<ProcFigures>,
+    client_figures: &dyn Fn() -> Option<ProcFigures>,
     phase: impl FnOnce() -> Result<R, String>,
 ) -> Result<(R, PhaseCpu), String> {
     let (before, client_before, t) = (figures(), client_figures(), Instant::now());
     let result = phase()?;
     let wall = t.elapsed().as_secs_f64();
-    let share = |after: Option<(u64, f64, u64)>, before: Option<(u64, f64, u64)>| {
+    let share = |after: Option<ProcFigures>, before: Option<ProcFigures>, part: fn(&ProcFigures) -> f64| {
         after
             .zip(before)
-            .map(|(after, before)| (after.1 - before.1) / wall * 100.0)
+            .map(|(after, before)| (part(&after) - part(&before)) / wall * 100.0)
     };
+    let server_after = figures();
     let cpu = PhaseCpu {
-        server: share(figures(), before),
-        client: share(client_figures(), client_before),
+        server: share(server_after, before, |f| f.cpu),
+        server_kernel: share(server_after, before, |f| f.kernel),
+        client: share(client_figures(), client_before, |f| f.cpu),
     };
     Ok((result, cpu))
 }
@@ -933,14 +964,14 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     let idle = figures();
     let tcp_idle = kernel_tcp_bytes();
     let bytes_per_conn = match (baseline, idle) {
-        (Some(b), Some(i)) if connected > 0 => Some(i.0.saturating_sub(b.0) / connected),
+        (Some(b), Some(i)) if connected > 0 => Some(i.rss.saturating_sub(b.rss) / connected),
         _ => None,
     };
     let per_conn = match (bytes_per_conn, baseline, idle) {
         (Some(per), Some(b), Some(i)) => format!(
             "{per} B/conn user space (server RSS {} → {} KiB)",
-            b.0 / 1024,
-            i.0 / 1024
+            b.rss / 1024,
+            i.rss / 1024
         ),
         _ => "user space per connection not measured (no server process found in /proc)".into(),
     };
@@ -1039,7 +1070,7 @@ fn orchestrate(args: &Args) -> Result<bool, String> {
     for _ in 0..50 {
         std::thread::sleep(Duration::from_millis(100));
         fds_back = match (baseline, figures()) {
-            (Some(b), Some(now)) => Some((b.2, now.2)),
+            (Some(b), Some(now)) => Some((b.fds, now.fds)),
             _ => None,
         };
         if fds_back.is_some_and(|(b, now)| now <= b) {
