@@ -97,6 +97,12 @@ fn value_run(buf: &[u8], mut at: usize) -> usize {
 const HTTP_1_1: u64 = u64::from_le_bytes(*b"HTTP/1.1");
 const HTTP_1_0: u64 = u64::from_le_bytes(*b"HTTP/1.0");
 
+/// `Host: ` as nearly every client spells it, in the low six bytes of a
+/// little-endian word: the field every HTTP/1.1 request carries, recognised
+/// in one load instead of a run over its name and a lookup of it.
+const HOST_FIELD: u64 = u64::from_le_bytes(*b"Host: \0\0");
+const HOST_FIELD_MASK: u64 = 0x0000_ffff_ffff_ffff;
+
 /// The head at the start of `buf`, if it has the common shape and is
 /// valid; `None` leaves the verdict to the full parser.
 ///
@@ -152,23 +158,35 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
             head.set_len(at + 2);
             break;
         }
-        let name_end = run(buf, at, TOKEN);
-        if name_end == at || buf.get(name_end) != Some(&b':') || fields == MAX_HEADERS {
+        if fields == MAX_HEADERS {
             return None;
         }
-        // The OWS before a value is nearly always one space: stepped over
-        // here, so that `trim` finds nothing to do at the start.
-        let value_start = name_end + 1 + usize::from(buf.get(name_end + 1) == Some(&b' '));
+        // A field line is at least `X:` and CRLF, and the head's final CRLF
+        // follows it: eight bytes are there unless the head is incomplete.
+        let word = u64::from_le_bytes(buf.get(at..at + 8)?.try_into().expect("8 bytes"));
+        let (kind, value_start) = if word & HOST_FIELD_MASK == HOST_FIELD {
+            // The name is a token and `Host` (as `known` would find), and the
+            // one space after the colon is stepped over, as below.
+            (Known::Host, at + b"Host: ".len())
+        } else {
+            let name_end = run(buf, at, TOKEN);
+            if name_end == at || buf.get(name_end) != Some(&b':') {
+                return None;
+            }
+            // The OWS before a value is nearly always one space: stepped
+            // over here, so that `trim` finds nothing to do at the start.
+            let value_start = name_end + 1 + usize::from(buf.get(name_end + 1) == Some(&b' '));
+            (known(&buf[at..name_end]), value_start)
+        };
         let line_end = value_run(buf, value_start);
         if buf.get(line_end..line_end + 2)? != b"\r\n" {
             return None;
         }
-        let name = &buf[at..name_end];
         let value = trim(&buf[value_start..line_end]);
         // Not kept: `FieldLines` finds the fields again when a handler asks.
         fields += 1;
         // Most fields are none of the framing fields: skip the call.
-        match known(name) {
+        match kind {
             Known::Other => {}
             // On nearly every request: checked inline.
             Known::Host => checks.host(value).ok()?,

@@ -367,6 +367,51 @@ fn the_one_pass_parser_takes_the_common_heads() {
     assert_eq!(parse_head(long.as_bytes(), small).unwrap_err(), HeadError::UriTooLong);
 }
 
+/// `Host: ` read in one load (`scan`'s fast path) gives what the name's run
+/// and lookup give: the same head, or the same refusal, as the full parser,
+/// for the canonical spelling and for every near miss.
+#[test]
+fn the_host_field_read_in_one_load_agrees_with_the_full_parser() {
+    let taken = [
+        "GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost:  x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: [::1]:8080\r\nAccept: */*\r\n\r\n",
+        "GET / HTTP/1.1\r\nAccept: */*\r\nHost: 127.0.0.1:8080\r\n\r\n",
+        "GET http://x/ HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET / HTTP/1.1\r\nhost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHOST:x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost:\tx\r\n\r\n",
+        "GET / HTTP/1.1\r\nHostname: x\r\nHost: x\r\n\r\n",
+    ];
+    for s in taken {
+        let fast = scan::scan(s.as_bytes(), RULES).unwrap_or_else(|| panic!("deferred {s:?}"));
+        assert_eq!(Some(fast), parse_full(s.as_bytes(), RULES).unwrap(), "{s:?}");
+    }
+    let refused_or_deferred = [
+        "GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: a b\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: \r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: x",
+        "GET / HTTP/1.1\r\nHost: ",
+        "GET / HTTP/1.1\r\nHost: x\r\n",
+        "GET / HTTP/1.1\r\nHost : x\r\n\r\n",
+        "GET / HTTP/1.1\r\nHost: caf\u{e9}\r\n\r\n",
+        // Fewer than eight bytes left at a field: the full parser's.
+        "GET / HTTP/1.0\r\nA:\r\n\r\n",
+    ];
+    for s in refused_or_deferred {
+        check_agreement(s.as_bytes(), RULES);
+        if let Some(fast) = scan::scan(s.as_bytes(), RULES) {
+            assert_eq!(Some(fast), parse_full(s.as_bytes(), RULES).unwrap(), "{s:?}");
+        }
+    }
+    assert!(scan::scan(b"GET / HTTP/1.0\r\nA:\r\n\r\n", RULES).is_none());
+    assert!(parse_head(b"GET / HTTP/1.1\r\nHost: x\r\nHost: x\r\n\r\n", RULES).is_err());
+    assert!(parse_head(b"GET / HTTP/1.1\r\nHost: a b\r\n\r\n", RULES).is_err());
+    assert_eq!(parse_head(b"GET / HTTP/1.1\r\nHost: x", RULES), Ok(None));
+}
+
 /// `token_is` is `eq_ignore_ascii_case` on every token byte, at every
 /// length the known names have.
 #[test]
