@@ -1,0 +1,121 @@
+#!/usr/bin/env bash
+# Where a request's server CPU goes: user space against the kernel, for solo,
+# the floor and may_minihttp under the same wrk load, in interleaved rounds,
+# then the medians and the ratios solo / peer.
+#
+# The shared harness (bench/compare.sh) reports utime + stime together; this
+# splits them, and counts the TCP segments a request costs, to show what a
+# server can and cannot cut: the kernel's part (the syscalls and the TCP stack
+# under them) is the same for every server making one read and one write a
+# batch, so only user space moves a ratio (docs/benchmarks.md).
+#
+#   bench/cpu_split.sh                  # 3 rounds, 6 s a point
+#   ROUNDS=5 DUR=8 bench/cpu_split.sh
+#
+# Points: `GET /` 16 deep on 256 connections (wrk with the harness's
+# pipeline.lua), and one request at a time on 256 connections. Every server is
+# pinned to CPU 0 and wrk to CPU 1; loopback only; each server is started and
+# stopped by PID. Needs wrk (apt-get install -y wrk) and the shared peers
+# (../shared/bench/peers, built here with cargo).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+rounds=${ROUNDS:-3}
+dur=${DUR:-6}
+peers_dir="$root/../shared/bench/peers"
+if [ ! -f "$peers_dir/pipeline.lua" ]; then
+  echo "cpu_split.sh: the shared peers are not at $peers_dir" >&2
+  exit 1
+fi
+command -v wrk >/dev/null || { echo "cpu_split.sh: wrk is missing: apt-get install -y wrk" >&2; exit 1; }
+cargo build --quiet --release --example hello
+target_dir=${CARGO_TARGET_DIR:-$root/target}
+for peer in floor may_minihttp_peer; do
+  cargo build --quiet --release --manifest-path "$peers_dir/$peer/Cargo.toml" --target-dir "$target_dir"
+done
+port=18700
+declare -A cmd=(
+  [solo]="$target_dir/release/examples/hello $port"
+  [floor]="$target_dir/release/floor 127.0.0.1:$port"
+  [may_minihttp]="$target_dir/release/may_minihttp_peer 127.0.0.1:$port"
+)
+servers=(solo floor may_minihttp)
+out=$(mktemp -d)
+server_pid=""
+stop_server() {
+  if [ -n "$server_pid" ]; then
+    kill -TERM "$server_pid" 2>/dev/null || true
+    for _ in $(seq 1 100); do kill -0 "$server_pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$server_pid" 2>/dev/null || true
+    wait "$server_pid" 2>/dev/null || true
+    server_pid=""
+  fi
+}
+trap stop_server EXIT
+# utime and stime of a process, in clock ticks (fields 14 and 15 of stat).
+cpu_ticks() { awk '{sub(/.*\) /, ""); print $12, $13}' "/proc/$1/stat"; }
+# Segments sent on this machine's TCP so far (loopback only: both ends').
+out_segs() { awk '/^Tcp:/ && $2 ~ /^[0-9]/ {print $12}' /proc/net/snmp; }
+
+measure() { # name point conns depth
+  local name=$1 point=$2 conns=$3 depth=$4 script=()
+  [ "$depth" -gt 1 ] && script=(-s "$peers_dir/pipeline.lua")
+  local before segs_before after segs_after text requests
+  before=$(cpu_ticks "$server_pid")
+  segs_before=$(out_segs)
+  text=$(taskset -c 1 wrk -t1 -c"$conns" -d"${dur}s" "${script[@]}" "http://127.0.0.1:$port/" -- "$depth" 2>&1)
+  after=$(cpu_ticks "$server_pid")
+  segs_after=$(out_segs)
+  requests=$(echo "$text" | awk '/requests in/ {print $1}')
+  echo "$name $point $requests $before $after $segs_before $segs_after" >> "$out/figures"
+}
+
+for ((r = 1; r <= rounds; r++)); do
+  for ((k = 0; k < ${#servers[@]}; k++)); do
+    name=${servers[$(( (k + r - 1) % ${#servers[@]} ))]}
+    echo "round $r of $rounds: $name"
+    # shellcheck disable=SC2086 # the command line is split on purpose
+    taskset -c 0 ${cmd[$name]} > "$out/$name.$r.log" 2>&1 &
+    server_pid=$!
+    for _ in $(seq 1 100); do
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      sleep 0.1
+    done
+    taskset -c 1 wrk -t1 -c256 -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1 # warm-up
+    measure "$name" p16 256 16
+    measure "$name" p1 256 1
+    stop_server
+  done
+done
+
+python3 - "$out/figures" "$(getconf CLK_TCK)" "$rounds" "${servers[@]}" <<'PY'
+import statistics, sys
+path, hz, rounds, servers = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4:]
+rows = {}
+for line in open(path):
+    name, point, n, u0, s0, u1, s1, g0, g1 = line.split()
+    n = int(n)
+    if n == 0:
+        continue
+    user = (int(u1) - int(u0)) / hz / n * 1e6
+    kernel = (int(s1) - int(s0)) / hz / n * 1e6
+    segs = (int(g1) - int(g0)) / n
+    rows.setdefault((name, point), []).append((user, kernel, user + kernel, segs))
+print(f"medians of {rounds} round(s), server µs per request (clock ticks of 1/{hz} s); ratio = solo / peer")
+labels = {"p16": "16 deep, 256 connections", "p1": "one at a time, 256 connections"}
+peers = [s for s in servers if s != "solo"]
+for point in ("p16", "p1"):
+    print(f"  {labels[point]}")
+    print("    " + f"{'':18}" + "".join(f"{s:>14}" for s in servers) + "".join(f"{'solo/' + p:>20}" for p in peers))
+    for i, what in enumerate(["user", "kernel", "total", "TCP segments"]):
+        def med(s):
+            v = [row[i] for row in rows.get((s, point), [])]
+            return statistics.median(v) if v else None
+        fmt = "{:.2f}" if i == 3 else "{:.3f}"
+        cells = "".join(f"{(fmt.format(med(s)) if med(s) is not None else 'not measured'):>14}" for s in servers)
+        ratios = "".join(
+            f"{('x%.2f' % (med('solo') / med(p))) if med('solo') is not None and med(p) else '':>20}" for p in peers
+        )
+        print("    " + f"{what:18}" + cells + ratios)
+PY
+echo "server logs and raw figures: $out"
