@@ -161,8 +161,9 @@ pub(super) fn scan(buf: &[u8], rules: HeadRules) -> Option<Head> {
         if fields == MAX_HEADERS {
             return None;
         }
-        // A field line is at least `X:` and CRLF, and the head's final CRLF
-        // follows it: eight bytes are there unless the head is incomplete.
+        // A field line and the head's final CRLF nearly always make eight
+        // bytes or more (`Host: x` with them makes eleven); fewer, or an
+        // incomplete head, and the full parser decides.
         let word = u64::from_le_bytes(buf.get(at..at + 8)?.try_into().expect("8 bytes"));
         let (kind, value_start) = if word & HOST_FIELD_MASK == HOST_FIELD {
             // The name is a token and `Host` (as `known` would find), and the

@@ -325,14 +325,14 @@ fn the_word_at_a_time_byte_search_agrees_with_a_loop() {
     }
 }
 
-/// The one-pass parser answers for the heads real clients send, and gives
-/// exactly the full parser's head; it leaves everything unusual to it.
 /// The one-pass parser answers `s` itself, with the full parser's head.
 fn assert_scan_takes(s: &str) {
     let fast = scan::scan(s.as_bytes(), RULES).unwrap_or_else(|| panic!("deferred {s:?}"));
     assert_eq!(Some(fast), parse_full(s.as_bytes(), RULES).unwrap(), "{s:?}");
 }
 
+/// The one-pass parser answers for the heads real clients send, and gives
+/// exactly the full parser's head; it leaves everything unusual to it.
 #[test]
 fn the_one_pass_parser_takes_the_common_heads() {
     let common = [
