@@ -67,6 +67,11 @@ measure() { # name point conns depth
   after=$(cpu_ticks "$server_pid")
   segs_after=$(out_segs)
   requests=$(echo "$text" | awk '/requests in/ {print $1}')
+  if [ -z "$requests" ]; then
+    echo "cpu_split.sh: wrk gave no count for $name at $point:" >&2
+    echo "$text" >&2
+    requests=0 # left out of the medians
+  fi
   echo "$name $point $requests $before $after $segs_before $segs_after" >> "$out/figures"
 }
 
@@ -77,10 +82,16 @@ for ((r = 1; r <= rounds; r++)); do
     # shellcheck disable=SC2086 # the command line is split on purpose
     taskset -c 0 ${cmd[$name]} > "$out/$name.$r.log" 2>&1 &
     server_pid=$!
+    up=""
     for _ in $(seq 1 100); do
-      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && break
+      (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null && { up=1; break; }
       sleep 0.1
     done
+    if [ -z "$up" ] || ! kill -0 "$server_pid" 2>/dev/null; then
+      echo "cpu_split.sh: $name did not come up on port $port; the end of its log:" >&2
+      tail -n 20 "$out/$name.$r.log" >&2
+      exit 1
+    fi
     taskset -c 1 wrk -t1 -c256 -d2s "http://127.0.0.1:$port/" > /dev/null 2>&1 # warm-up
     measure "$name" p16 256 16
     measure "$name" p1 256 1
