@@ -175,8 +175,9 @@ def figures(text):
     if "held_rps" in f and "held_cpu" in f and f["held_rps"] > 0:
         f["held_us"] = f["held_cpu"] / 100 / f["held_rps"] * 1e6
         if "held_kernel" in f:
-            # The split shows what no server can cut: the kernel's part is
-            # one read and one write a request, whoever makes them.
+            # The kernel's part is most of every server's: the syscalls and
+            # the TCP stack, and here also each sleep in epoll_wait, which a
+            # faster server takes more often (docs/benchmarks.md).
             f["held_kernel_us"] = f["held_kernel"] / 100 / f["held_rps"] * 1e6
             f["held_user_us"] = f["held_us"] - f["held_kernel_us"]
     return f
