@@ -147,8 +147,9 @@ for point in ("p16", "p1"):
     print("    " + f"{'solo kernel alone':18}" + " " * (14 * len(servers)) + bound)
     # Each round's ratio of totals, solo's slot against the peer's in the
     # same round: the host's speed drifts over minutes and moves every
-    # server's figure; pairing slots a few seconds apart leaves out the slow
-    # part of that drift, and the spread shows how far one slot still moves.
+    # server's figure; pairing slots of one round (tens of seconds apart)
+    # leaves out the slow part of that drift, and the spread shows how far
+    # one slot still moves.
     for p in peers:
         paired = sorted(
             by_round[("solo", point, r)] / by_round[(p, point, r)]
