@@ -6,11 +6,13 @@
 # The shared harness (bench/compare.sh) reports utime + stime together; this
 # splits them, and counts the TCP segments a request costs, to show what a
 # server can and cannot cut: the kernel's part (the syscalls and the TCP stack
-# under them) is the same for every server making one read and one write a
-# batch, so only user space moves a ratio (docs/benchmarks.md). The last row,
-# "solo kernel alone", is solo's kernel part over each peer's total: the
-# ratio solo would have with no user time at all, the most that any cut in
-# user space could win in that run.
+# under them) costs every server making one read and one write a batch the
+# same, so user space is what separates them; the host's drift moves every
+# figure besides (docs/benchmarks.md). The row "solo kernel alone" is solo's
+# kernel part over each peer's total: the ratio solo would have with no user
+# time at all, the most that any cut in user space could win in that run. The
+# lines after it pair the slots of each round and give the median ratio with
+# its spread.
 #
 #   bench/cpu_split.sh                  # 3 rounds, 6 s a point
 #   ROUNDS=5 DUR=8 bench/cpu_split.sh
