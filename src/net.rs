@@ -2,8 +2,10 @@
 //!
 //! Owns: non-blocking sockets registered with the current runtime's reactor,
 //! and the loop "try the operation; on `WouldBlock` clear the cached readiness
-//! and wait for the next edge" that every operation goes through. Must never:
-//! block the thread, or leave a descriptor registered after it is dropped.
+//! and wait for the next edge" that every operation goes through (a short
+//! read or write clears it too, where that drains the socket:
+//! `SHORT_IO_DRAINS`). Must never: block the thread, or leave a descriptor
+//! registered after it is dropped.
 //!
 //! Every operation is charged to the running task's fairness budget, so a
 //! task on an always-ready socket yields to others every 128 operations.
@@ -18,7 +20,7 @@ use std::task::{Context, Poll};
 use mio::{Interest, Token};
 
 use crate::executor::Core;
-use crate::reactor::Direction;
+use crate::reactor::{Direction, SHORT_IO_DRAINS};
 
 /// A mio source registered with the current runtime; deregistered on drop.
 struct Registration<S: mio::event::Source> {
@@ -50,6 +52,28 @@ impl<S: mio::event::Source> Registration<S> {
                 result => return Poll::Ready(result),
             }
         }
+    }
+
+    /// `poll_io` for a stream operation offered `len` bytes: one that moved
+    /// fewer (but some) drained the socket, or filled its send buffer, for
+    /// now, so the readiness it ran on is spent where `SHORT_IO_DRAINS`
+    /// holds. That saves the next operation's syscall, which would only
+    /// return `WouldBlock` (for a client that writes a request and reads
+    /// its response, one `recv` of two).
+    fn poll_stream_io(
+        &self,
+        cx: &mut Context<'_>,
+        dir: Direction,
+        len: usize,
+        op: impl FnMut(&S) -> io::Result<usize>,
+    ) -> Poll<io::Result<usize>> {
+        let polled = self.poll_io(cx, dir, op);
+        if let Poll::Ready(Ok(n)) = polled {
+            if SHORT_IO_DRAINS && n > 0 && n < len {
+                self.core.reactor.drained(self.token, dir);
+            }
+        }
+        polled
     }
 }
 
@@ -297,7 +321,8 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.reg.poll_io(cx, Direction::Read, |mut s| s.read(buf))
+        let len = buf.len();
+        self.reg.poll_stream_io(cx, Direction::Read, len, |mut s| s.read(buf))
     }
 
     /// Polls a write of `buf`.
@@ -305,7 +330,8 @@ impl TcpStream {
         if buf.is_empty() {
             return Poll::Ready(Ok(0));
         }
-        self.reg.poll_io(cx, Direction::Write, |mut s| s.write(buf))
+        self.reg
+            .poll_stream_io(cx, Direction::Write, buf.len(), |mut s| s.write(buf))
     }
 
     /// The remote address.
@@ -420,5 +446,110 @@ fn start_connect(socket: &socket2::Socket, remote: &SocketAddr) -> io::Result<()
         Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
         Err(e) => Err(e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! What a short read or write leaves in the reactor's readiness cache,
+    //! and that a reader or writer after one still gets its next edge.
+    use std::time::Duration;
+
+    use super::{Core, TcpListener, TcpStream, SHORT_IO_DRAINS};
+    use crate::reactor::Ready;
+    use crate::time::{sleep, timeout};
+    use crate::{spawn, Runtime};
+
+    async fn pair() -> (TcpStream, TcpStream) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let client = TcpStream::connect(addr).await.unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        (client, server)
+    }
+
+    fn cached(s: &TcpStream) -> Ready {
+        Core::current()
+            .reactor
+            .cached_ready(s.reg.token)
+            .expect("an I/O source")
+    }
+
+    #[test]
+    fn a_short_read_spends_the_readiness_and_later_data_still_wakes_the_reader() {
+        Runtime::new().unwrap().block_on(async {
+            let (mut client, mut server) = pair().await;
+            server.write_all(b"first").await.unwrap();
+            let mut buf = [0u8; 64];
+            assert_eq!(client.read(&mut buf).await.unwrap(), 5);
+            assert_eq!(
+                cached(&client).intersects(Ready::READABLE),
+                !SHORT_IO_DRAINS,
+                "a short read spends the readiness exactly where it drains the socket"
+            );
+            let writer = spawn(async move {
+                sleep(Duration::from_millis(20)).await;
+                server.write_all(b"second").await.unwrap();
+                server
+            });
+            let n = timeout(Duration::from_secs(10), client.read(&mut buf))
+                .await
+                .expect("the data after a short read raised no edge")
+                .unwrap();
+            assert_eq!(&buf[..n], b"second");
+            drop(writer.await.unwrap());
+        });
+    }
+
+    #[test]
+    fn a_short_read_keeps_the_close_that_came_with_the_data() {
+        Runtime::new().unwrap().block_on(async {
+            let (mut client, mut server) = pair().await;
+            server.write_all(b"last").await.unwrap();
+            server.shutdown().await.unwrap();
+            // Both the data and the FIN are in before the first read, so one
+            // edge reports them together and none follows.
+            sleep(Duration::from_millis(50)).await;
+            let mut buf = [0u8; 64];
+            assert_eq!(client.read(&mut buf).await.unwrap(), 4);
+            assert!(cached(&client).intersects(Ready::READ_CLOSED), "the close is kept");
+            let n = timeout(Duration::from_secs(10), client.read(&mut buf))
+                .await
+                .expect("the end of stream after a short read was lost")
+                .unwrap();
+            assert_eq!(n, 0);
+        });
+    }
+
+    #[test]
+    fn a_short_write_spends_the_readiness_and_the_rest_goes_once_the_peer_reads() {
+        Runtime::new().unwrap().block_on(async {
+            let (mut client, mut server) = pair().await;
+            let data: Vec<u8> = (0..16 << 20).map(|i| i as u8).collect();
+            let n = client.write(&data).await.unwrap();
+            assert!(
+                n > 0 && n < data.len(),
+                "16 MiB fit in the socket buffers at once ({n})"
+            );
+            assert_eq!(cached(&client).intersects(Ready::WRITABLE), !SHORT_IO_DRAINS);
+            let len = data.len();
+            let reader = spawn(async move {
+                let mut got = Vec::with_capacity(len);
+                let mut buf = vec![0u8; 64 << 10];
+                while got.len() < len {
+                    match server.read(&mut buf).await.unwrap() {
+                        0 => break,
+                        k => got.extend_from_slice(&buf[..k]),
+                    }
+                }
+                got
+            });
+            timeout(Duration::from_secs(30), client.write_all(&data[n..]))
+                .await
+                .expect("the space freed after a short write raised no edge")
+                .unwrap();
+            let got = reader.await.unwrap();
+            assert!(got == data, "the bytes arrived in order, once each");
+        });
     }
 }

@@ -87,6 +87,26 @@ impl std::ops::BitOr for Ready {
     }
 }
 
+/// Whether an operation on a stream socket that moved fewer bytes than it
+/// was offered (but some) shows the socket drained, or its send buffer full,
+/// for now: true where mio's selector is epoll or kqueue, which raise a new
+/// edge for every later arrival (or freed space), so the next operation,
+/// which could only return `WouldBlock`, may be skipped (tokio skips it the
+/// same way). False on mio's other backends (IOCP on Windows, poll(2)),
+/// which re-arm a source only when an operation made through mio returns
+/// `WouldBlock`: there every operation goes on until it does.
+pub(crate) const SHORT_IO_DRAINS: bool = cfg!(any(
+    target_os = "linux",
+    target_os = "android",
+    target_os = "illumos",
+    target_os = "macos",
+    target_os = "ios",
+    target_os = "freebsd",
+    target_os = "netbsd",
+    target_os = "openbsd",
+    target_os = "dragonfly",
+));
+
 /// One direction of a full-duplex source.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Direction {
@@ -433,6 +453,35 @@ impl Reactor {
     pub(crate) fn clear_ready(&self, token: Token, dir: Direction) {
         if let Some(Source::Io(state)) = self.sources.borrow_mut().get_mut(token.0) {
             state.ready = Ready(state.ready.0 & !dir.mask().0);
+        }
+    }
+
+    /// Called when a stream operation in `dir` moved fewer bytes than it was
+    /// offered (but some), where that drains the socket (`SHORT_IO_DRAINS`):
+    /// clears the data bit and keeps the closed and error bits, which are
+    /// final. A peer's FIN that came with the last data raises no later
+    /// edge, and the next read must still see it.
+    pub(crate) fn drained(&self, token: Token, dir: Direction) {
+        if !SHORT_IO_DRAINS {
+            // Nothing is drained until mio sees `WouldBlock` on this backend.
+            return;
+        }
+        let data = match dir {
+            Direction::Read => Ready::READABLE,
+            Direction::Write => Ready::WRITABLE,
+        };
+        if let Some(Source::Io(state)) = self.sources.borrow_mut().get_mut(token.0) {
+            state.ready = Ready(state.ready.0 & !data.0);
+        }
+    }
+
+    /// The readiness cached for I/O source `token` (`None` for any other
+    /// kind of token): for the tests of what an operation leaves behind.
+    #[cfg(test)]
+    pub(crate) fn cached_ready(&self, token: Token) -> Option<Ready> {
+        match self.sources.borrow().get(token.0) {
+            Some(Source::Io(state)) => Some(state.ready),
+            _ => None,
         }
     }
 

@@ -24,6 +24,7 @@ use bytes::{Buf, Bytes, BytesMut};
 use super::access::AccessPending;
 use super::read_buf::ReadBuf;
 use super::upgrade::OnUpgrade;
+use crate::reactor::SHORT_IO_DRAINS;
 
 /// Bodies at most this long are copied into the output buffer next to their
 /// head (one write); longer ones are queued as they are (`writev`).
@@ -46,9 +47,25 @@ pub(crate) trait Transport {
     fn shutdown_write(&mut self) -> io::Result<()>;
 }
 
+/// A read through mio into `buf` initialised first (one memset): the
+/// portable way, and the one that lets mio re-arm the socket on
+/// `WouldBlock` where its backend needs that (`SHORT_IO_DRAINS` false).
+fn read_initialised(s: &mut mio::net::TcpStream, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+    for b in buf.iter_mut() {
+        b.write(0);
+    }
+    // SAFETY: every byte was just initialised.
+    let buf = unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) };
+    io::Read::read(s, buf)
+}
+
 impl Transport for mio::net::TcpStream {
     #[cfg(unix)]
     fn read_into(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
+        if !SHORT_IO_DRAINS {
+            // mio's poll(2) backend: its `WouldBlock` must pass through mio.
+            return read_initialised(self, buf);
+        }
         // SAFETY: `read` writes at most `buf.len()` bytes into memory that is
         // valid for writes of that many bytes; it reads none of it.
         let n = unsafe {
@@ -67,13 +84,7 @@ impl Transport for mio::net::TcpStream {
 
     #[cfg(not(unix))]
     fn read_into(&mut self, buf: &mut [MaybeUninit<u8>]) -> io::Result<usize> {
-        // Portable: initialise first (one memset), then read.
-        for b in buf.iter_mut() {
-            b.write(0);
-        }
-        // SAFETY: every byte was just initialised.
-        let buf = unsafe { &mut *(buf as *mut [MaybeUninit<u8>] as *mut [u8]) };
-        io::Read::read(self, buf)
+        read_initialised(self, buf)
     }
 
     fn write_vectored(&mut self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
@@ -417,12 +428,13 @@ impl<T: Transport> Io<T> {
             // SAFETY: the transport initialised the first `n` spare bytes.
             unsafe { buf.commit(n) };
             total += n;
-            if n < room && !self.peer_closed {
+            if SHORT_IO_DRAINS && n < room && !self.peer_closed {
                 // A short read took everything the socket held, so it is
-                // drained: with edge-triggered readiness any later data
-                // raises a new edge. Clearing readiness here saves the read
-                // that would only return WouldBlock (one syscall per
-                // request), unless the edge also reported the peer's close.
+                // drained: on epoll and kqueue any later data raises a new
+                // edge. Clearing readiness here saves the read that would
+                // only return WouldBlock (one syscall per request), unless
+                // the edge also reported the peer's close. Elsewhere mio
+                // re-arms the socket only on that WouldBlock: read on.
                 self.readable = false;
                 break;
             }
