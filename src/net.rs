@@ -4,7 +4,7 @@
 //! and the loop "try the operation; on `WouldBlock` clear the cached readiness
 //! and wait for the next edge" that every operation goes through (a short
 //! read or write clears it too, where that drains the socket:
-//! `SHORT_IO_DRAINS`). Must never: block the thread, or leave a descriptor
+//! `reactor::SHORT_IO_DRAINS`). Must never: block the thread, or leave a descriptor
 //! registered after it is dropped.
 //!
 //! Every operation is charged to the running task's fairness budget, so a
@@ -20,7 +20,7 @@ use std::task::{Context, Poll};
 use mio::{Interest, Token};
 
 use crate::executor::Core;
-use crate::reactor::{Direction, SHORT_IO_DRAINS};
+use crate::reactor::Direction;
 
 /// A mio source registered with the current runtime; deregistered on drop.
 struct Registration<S: mio::event::Source> {
@@ -56,8 +56,8 @@ impl<S: mio::event::Source> Registration<S> {
 
     /// `poll_io` for a stream operation offered `len` bytes: one that moved
     /// fewer (but some) drained the socket, or filled its send buffer, for
-    /// now, so the readiness it ran on is spent where `SHORT_IO_DRAINS`
-    /// holds. That saves the next operation's syscall, which would only
+    /// now, so the readiness it ran on is spent where that holds
+    /// (`Reactor::drained`). That saves the next operation's syscall, which would only
     /// return `WouldBlock` (for a client that writes a request and reads
     /// its response, one `recv` of two).
     fn poll_stream_io(
@@ -69,7 +69,7 @@ impl<S: mio::event::Source> Registration<S> {
     ) -> Poll<io::Result<usize>> {
         let polled = self.poll_io(cx, dir, op);
         if let Poll::Ready(Ok(n)) = polled {
-            if SHORT_IO_DRAINS && n > 0 && n < len {
+            if n > 0 && n < len {
                 self.core.reactor.drained(self.token, dir);
             }
         }
@@ -455,8 +455,8 @@ mod tests {
     //! and that a reader or writer after one still gets its next edge.
     use std::time::Duration;
 
-    use super::{Core, TcpListener, TcpStream, SHORT_IO_DRAINS};
-    use crate::reactor::Ready;
+    use super::{Core, TcpListener, TcpStream};
+    use crate::reactor::{Ready, SHORT_IO_DRAINS};
     use crate::time::{sleep, timeout};
     use crate::{spawn, Runtime};
 
