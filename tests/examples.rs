@@ -8,18 +8,18 @@ mod common;
 use std::io::{BufRead, BufReader, Read};
 use std::time::Duration;
 
-use common::{free_port, get, Client, Example};
+use common::{get, Client, Example, PORT};
 
-fn start(name: &str, port: u16, args: &[&str]) -> Example {
-    let port_arg = port.to_string();
-    let mut all = vec![port_arg.as_str()];
+/// Starts an example whose first argument is its port.
+fn start(name: &str, args: &[&str]) -> Example {
+    let mut all = vec![PORT];
     all.extend_from_slice(args);
-    Example::start(name, port, &all)
+    Example::start(name, &all)
 }
 
 #[test]
 fn sse_streams_events_and_ends_when_asked() {
-    let ex = start("sse", free_port(), &[]);
+    let ex = start("sse", &[]);
     let mut c = Client::connect(ex.addr);
     let reply = c.request(&get("/events?count=3"));
     assert_eq!(reply.status, 200);
@@ -39,7 +39,7 @@ fn sse_streams_events_and_ends_when_asked() {
 fn upload_streams_a_body_to_a_file() {
     let dir = std::env::temp_dir().join(format!("solo-upload-test-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
-    let ex = start("upload", free_port(), &[dir.to_str().unwrap()]);
+    let ex = start("upload", &[dir.to_str().unwrap()]);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let mut c = Client::connect(ex.addr);
     c.send(
@@ -61,7 +61,7 @@ fn upload_streams_a_body_to_a_file() {
 
 #[test]
 fn hooks_authenticate_and_add_cors() {
-    let ex = start("hooks", free_port(), &[]);
+    let ex = start("hooks", &[]);
     let mut c = Client::connect(ex.addr);
     let denied = c.request(&get("/admin/stats"));
     assert_eq!(denied.status, 401);
@@ -99,7 +99,7 @@ fn hooks_authenticate_and_add_cors() {
 #[test]
 #[cfg(target_os = "linux")]
 fn workers_share_the_port() {
-    let ex = start("workers", free_port(), &["2"]);
+    let ex = start("workers", &["2"]);
     let mut seen = std::collections::BTreeSet::new();
     // The kernel hashes each connection to a listener: 40 connections all
     // landing on one of two workers has a chance of 2^-39.
@@ -112,7 +112,7 @@ fn workers_share_the_port() {
 
 #[test]
 fn shutdown_from_a_handler_lets_the_slow_request_finish() {
-    let mut ex = start("shutdown", free_port(), &[]);
+    let mut ex = start("shutdown", &[]);
     let addr = ex.addr;
     let slow = std::thread::spawn(move || Client::connect(addr).request(&get("/slow")));
     std::thread::sleep(Duration::from_millis(300));
@@ -129,7 +129,7 @@ fn shutdown_from_a_handler_lets_the_slow_request_finish() {
 
 #[test]
 fn access_log_writes_common_log_format() {
-    let mut ex = start("access_log", free_port(), &[]);
+    let mut ex = start("access_log", &[]);
     let mut c = Client::connect(ex.addr);
     c.request("GET /hello HTTP/1.1\r\nHost: t\r\nUser-Agent: test-agent/1\r\n\r\n");
     c.request(&get("/missing"));
@@ -151,7 +151,7 @@ fn access_log_writes_common_log_format() {
 
 #[test]
 fn prometheus_adds_the_applications_counter() {
-    let ex = start("prometheus", free_port(), &[]);
+    let ex = start("prometheus", &[]);
     let mut c = Client::connect(ex.addr);
     for _ in 0..2 {
         assert_eq!(
@@ -176,8 +176,7 @@ fn prometheus_adds_the_applications_counter() {
 #[test]
 fn chat_clients_in_one_room_see_each_other() {
     use solo::http::ws::client_frame;
-    let port = free_port();
-    let ex = Example::start("chat", port, &["--port", &port.to_string()]);
+    let ex = Example::start("chat", &["--port", PORT]);
     let join = |query: &str| {
         let mut s = std::net::TcpStream::connect(ex.addr).unwrap();
         s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();

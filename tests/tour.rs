@@ -8,12 +8,11 @@ mod common;
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
-use common::{free_port, get, reset, Client, Example};
+use common::{get, reset, Client, Example, PORT};
 use serde_json::Value;
 
 fn tour() -> Example {
-    let port = free_port();
-    Example::start("tour", port, &["--port", &port.to_string()])
+    Example::start("tour", &["--port", PORT])
 }
 
 fn json(addr: SocketAddr, path: &str) -> (u16, Value) {

@@ -17,10 +17,21 @@ pub struct Example {
     pub addr: SocketAddr,
 }
 
+/// The stand-in for the port in an example's arguments; `Example::start`
+/// replaces it with the port it drew.
+pub const PORT: &str = "{port}";
+
 impl Example {
     /// Starts `examples/NAME` (built by `cargo test` next to the test
-    /// binary) with `args` and waits until it accepts on `port`.
-    pub fn start(name: &str, port: u16, args: &[&str]) -> Example {
+    /// binary) on a free port, written into `args` wherever [`PORT`]
+    /// stands, and waits until the child itself listens there.
+    ///
+    /// A free port is free only until someone binds it: examples started
+    /// by parallel tests can draw the same one. So the wait checks that the
+    /// listener belongs to this child (on Linux, through /proc), and when
+    /// the child exits first (its bind lost the race) it starts again on a
+    /// new port.
+    pub fn start(name: &str, args: &[&str]) -> Example {
         // target/debug/deps/TEST-HASH -> target/debug/examples/NAME
         let mut path = std::env::current_exe().unwrap();
         path.pop();
@@ -32,20 +43,75 @@ impl Example {
             "{} is not built (cargo test builds examples)",
             path.display()
         );
-        let child = std::process::Command::new(path)
-            .args(args)
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        let addr: SocketAddr = ([127, 0, 0, 1], port).into();
-        let deadline = std::time::Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(addr).is_err() {
-            assert!(std::time::Instant::now() < deadline, "{name} did not listen on {addr}");
-            thread::sleep(Duration::from_millis(20));
+        let mut last_exit = String::new();
+        for _attempt in 0..5 {
+            let port = free_port();
+            let port_arg = port.to_string();
+            let args: Vec<&str> = args
+                .iter()
+                .map(|a| if *a == PORT { port_arg.as_str() } else { a })
+                .collect();
+            let mut child = std::process::Command::new(&path)
+                .args(&args)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let addr: SocketAddr = ([127, 0, 0, 1], port).into();
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            loop {
+                if let Some(status) = child.try_wait().unwrap() {
+                    let mut err = String::new();
+                    if let Some(mut e) = child.stderr.take() {
+                        let _ = e.read_to_string(&mut err);
+                    }
+                    last_exit = format!("{status}: {err}");
+                    break;
+                }
+                if TcpStream::connect(addr).is_ok() && listens_on(child.id(), port) {
+                    return Example { child, addr };
+                }
+                if std::time::Instant::now() >= deadline {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    panic!("{name} did not listen on {addr} within 10 s");
+                }
+                thread::sleep(Duration::from_millis(20));
+            }
         }
-        Example { child, addr }
+        panic!("{name} exited before listening, five times; the last: {last_exit}");
     }
+}
+
+/// Whether process `pid` holds a socket listening on `port`: the socket's
+/// inode from /proc/net/tcp, then the process's descriptors. Where /proc
+/// is missing (not Linux) it answers true, and the caller's check that
+/// the child is still running is all there is.
+fn listens_on(pid: u32, port: u16) -> bool {
+    let Ok(table) = std::fs::read_to_string("/proc/net/tcp") else {
+        return true;
+    };
+    let inodes: Vec<String> = table
+        .lines()
+        .skip(1)
+        .filter_map(|line| {
+            let f: Vec<&str> = line.split_whitespace().collect();
+            // local_address is HEXIP:HEXPORT; st 0A is LISTEN; inode is field 9.
+            let on_port = f
+                .get(1)
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| u16::from_str_radix(p, 16).ok())
+                == Some(port);
+            let inode = f.get(9).filter(|_| on_port && f.get(3) == Some(&"0A"))?;
+            Some(format!("socket:[{inode}]"))
+        })
+        .collect();
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path()).is_ok_and(|target| inodes.iter().any(|i| target.as_os_str() == i.as_str()))
+    })
 }
 
 impl Drop for Example {
