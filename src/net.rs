@@ -4,8 +4,8 @@
 //! and the loop "try the operation; on `WouldBlock` clear the cached readiness
 //! and wait for the next edge" that every operation goes through (a short
 //! read or write clears it too, where that drains the socket:
-//! `reactor::SHORT_IO_DRAINS`). Must never: block the thread, or leave a descriptor
-//! registered after it is dropped.
+//! `reactor::SHORT_IO_DRAINS`). Must never: block the thread, or leave a
+//! descriptor registered after it is dropped.
 //!
 //! Every operation is charged to the running task's fairness budget, so a
 //! task on an always-ready socket yields to others every 128 operations.
@@ -57,9 +57,9 @@ impl<S: mio::event::Source> Registration<S> {
     /// `poll_io` for a stream operation offered `len` bytes: one that moved
     /// fewer (but some) drained the socket, or filled its send buffer, for
     /// now, so the readiness it ran on is spent where that holds
-    /// (`Reactor::drained`). That saves the next operation's syscall, which would only
-    /// return `WouldBlock` (for a client that writes a request and reads
-    /// its response, one `recv` of two).
+    /// (`Reactor::drained`). That saves the next operation's syscall, which
+    /// would only return `WouldBlock` (for a client that writes a request
+    /// and reads its response, one `recv` of two).
     fn poll_stream_io(
         &self,
         cx: &mut Context<'_>,

@@ -459,8 +459,9 @@ impl Reactor {
     /// Called when a stream operation in `dir` moved fewer bytes than it was
     /// offered (but some). Where that drains the socket (`SHORT_IO_DRAINS`;
     /// elsewhere it does nothing) it clears the data bit and keeps the
-    /// closed and error bits, which are final. A peer's FIN that came with the last data raises no later
-    /// edge, and the next read must still see it.
+    /// closed and error bits, which are final. A peer's FIN that came with
+    /// the last data raises no later edge, and the next read must still see
+    /// it.
     pub(crate) fn drained(&self, token: Token, dir: Direction) {
         if !SHORT_IO_DRAINS {
             // Nothing is drained until mio sees `WouldBlock` on this backend.
