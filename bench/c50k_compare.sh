@@ -12,7 +12,7 @@
 # parsing) runs as many processes the same way, with --reuseport; at 50,000
 # connections it is a reference, not a limit (docs/benchmarks.md says why).
 #
-#   bench/c50k_compare.sh                       # -n 50000, 3 rounds
+#   bench/c50k_compare.sh                       # -n 50000, 5 rounds
 #   ROUNDS=1 bench/c50k_compare.sh -n 20000 --duration 5
 #
 # nginx is installed with apt when it is missing (as root). The floor is
@@ -23,7 +23,7 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
-rounds=${ROUNDS:-3}
+rounds=${ROUNDS:-5}
 if ! command -v nginx >/dev/null; then
   echo "c50k_compare.sh: nginx is missing: apt-get install -y nginx-light" >&2
   { apt-get update -qq && apt-get install -y -qq nginx-light; } >/dev/null \
@@ -216,6 +216,21 @@ for label, key, fmt, _ in rows:
         a, b = median("solo", key), median(p, key)
         ratios.append(f"{('x%.2f' % (a / b)) if a is not None and b else '':>14}")
     print("  " + f"{label:36}" + "".join(cells) + "".join(ratios))
+# One slow stretch of the host can take a round or two of one server: the
+# rounds, and each round's ratio (servers of one round run minutes apart, not
+# at once), show whether a median ratio stands on all of them.
+print("held+active, round by round: req/s and server CPU µs/request")
+for s in servers:
+    cells = [f"{f['held_rps']:.0f} / {f['held_us']:.2f}" if "held_us" in f else "not measured" for f in runs[s]]
+    print(f"  {s:10}" + "".join(f"{c:>20}" for c in cells))
+for p in peers:
+    pairs = list(zip(runs["solo"], runs[p]))
+    cells = [
+        f"x{a['held_rps'] / b['held_rps']:.2f} / x{a['held_us'] / b['held_us']:.2f}"
+        if "held_us" in a and "held_us" in b else "not measured"
+        for a, b in pairs
+    ]
+    print(f"  {'solo/' + p:10}" + "".join(f"{c:>20}" for c in cells))
 PY
 echo "full reports: $out"
 exit $failed
