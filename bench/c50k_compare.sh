@@ -187,7 +187,8 @@ for s in servers:
         try:
             runs[s].append(figures(open(f"{out}/{s}.{r}.txt").read()))
         except OSError:
-            pass
+            # A round with no report keeps its place: rounds pair by index.
+            runs[s].append({})
 def median(s, key):
     values = [f[key] for f in runs[s] if key in f]
     return statistics.median(values) if values else None
